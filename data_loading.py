@@ -1,0 +1,206 @@
+"""Loading and validating the club's corpus CSV and query XLSX files.
+
+All three scripts read their data through this module, so a file that breaks the schema fails the same
+way everywhere: a `DataError` naming the file, the row (spreadsheet numbering: the header is row 1) and
+the fix, before anything is trained or written.
+"""
+
+import math
+import numbers
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from errors import DataError
+
+CORPUS_ID_COLUMN = "STT"
+CORPUS_TEXT_COLUMN = "Văn bản"
+QUERY_COLUMN = "Query"
+GROUND_TRUTH_COLUMN = "Ground truth document"
+ANSWER_COLUMN = "Ground truth answer"
+DIFFICULTY_COLUMN = "Difficulty"
+CORPUS_COLUMNS = (CORPUS_ID_COLUMN, CORPUS_TEXT_COLUMN)
+QUERY_COLUMNS = (QUERY_COLUMN, GROUND_TRUTH_COLUMN, ANSWER_COLUMN, DIFFICULTY_COLUMN)
+# The first data row of a spreadsheet or CSV is row 2: row 1 holds the header.
+FIRST_DATA_ROW = 2
+
+
+@dataclass(frozen=True)
+class Query:
+    """One labelled query of a query file."""
+
+    qid: str
+    text: str
+    relevant_ids: tuple[int, ...]
+    answer: str
+    difficulty: int | None
+    source: str
+    row: int
+
+
+def parse_ground_truth(cell: object) -> tuple[int, ...]:
+    """Parses a `Ground truth document` cell: `5`, `5.0`, `"5"`, `"15, 37"` or `"15,37"`.
+
+    Returns:
+        The document ids in the order written, without repeats.
+
+    Raises:
+        ValueError: the cell is empty or holds something other than whole document ids.
+    """
+    if isinstance(cell, bool) or cell is None:
+        raise ValueError(f"expected document ids, got {cell!r}")
+    if isinstance(cell, numbers.Number):
+        return (_whole_number(cell),)
+    pieces = [piece.strip() for piece in str(cell).split(",")]
+    if not any(pieces):
+        raise ValueError("the cell is empty")
+    ids = []
+    for piece in pieces:
+        if not piece:
+            raise ValueError(f"{cell!r} has an empty item between commas")
+        try:
+            number = float(piece)
+        except ValueError:
+            raise ValueError(f"{piece!r} is not a document id") from None
+        ids.append(_whole_number(number))
+    return tuple(dict.fromkeys(ids))
+
+
+def _whole_number(value: numbers.Number) -> int:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        raise ValueError("the cell is empty")
+    if value != int(value) or value < 1:
+        raise ValueError(f"{value!r} is not a positive whole document id")
+    return int(value)
+
+
+def load_corpus(path: str | Path) -> dict[int, str]:
+    """Reads the corpus CSV (`STT`, `Văn bản`) into {document id: text}, in file order.
+
+    Raises:
+        DataError: missing or unreadable file, missing column, empty corpus, an `STT` that is not a
+            positive integer or is repeated, an empty document.
+    """
+    path = Path(path)
+    frame = _read_table(path, kind="csv")
+    _require_columns(frame, CORPUS_COLUMNS, path)
+    if frame.empty:
+        raise DataError(f"{path}: the corpus has no documents. Add rows with columns {list(CORPUS_COLUMNS)}.")
+    documents: dict[int, str] = {}
+    first_row_of: dict[int, int] = {}
+    for offset, (raw_id, raw_text) in enumerate(zip(frame[CORPUS_ID_COLUMN], frame[CORPUS_TEXT_COLUMN])):
+        row = FIRST_DATA_ROW + offset
+        try:
+            (doc_id,) = parse_ground_truth(raw_id)
+        except ValueError:
+            raise DataError(
+                f"{path}, row {row}: {CORPUS_ID_COLUMN} is {raw_id!r}; it must be one positive integer "
+                "document id."
+            ) from None
+        if doc_id in documents:
+            raise DataError(
+                f"{path}, row {row}: {CORPUS_ID_COLUMN} {doc_id} repeats row {first_row_of[doc_id]}. "
+                f"Give every document its own {CORPUS_ID_COLUMN}."
+            )
+        text = _clean_text(raw_text)
+        if not text:
+            raise DataError(
+                f"{path}, row {row}: document {doc_id} has an empty '{CORPUS_TEXT_COLUMN}'. "
+                "Fill in its text or delete the row."
+            )
+        documents[doc_id] = text
+        first_row_of[doc_id] = row
+    return documents
+
+
+def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
+    """Reads a query XLSX in the club's schema and checks its ground truth against the corpus.
+
+    Raises:
+        DataError: missing or unreadable file, missing column, no rows, an empty query, an unparsable
+            or unknown ground-truth id, a difficulty other than 1, 2 or 3.
+    """
+    path = Path(path)
+    frame = _read_table(path, kind="xlsx")
+    _require_columns(frame, QUERY_COLUMNS, path)
+    if frame.empty:
+        raise DataError(f"{path}: the file has a header but no queries. Add rows under {list(QUERY_COLUMNS)}.")
+    queries = []
+    for offset, record in enumerate(frame.to_dict("records")):
+        row = FIRST_DATA_ROW + offset
+        text = _clean_text(record[QUERY_COLUMN])
+        if not text:
+            raise DataError(f"{path}, row {row}: '{QUERY_COLUMN}' is empty. Write the query or delete the row.")
+        try:
+            relevant_ids = parse_ground_truth(record[GROUND_TRUTH_COLUMN])
+        except ValueError as problem:
+            raise DataError(
+                f"{path}, row {row}: cannot read '{GROUND_TRUTH_COLUMN}' ({problem}). Write one id (5) or "
+                "several separated by commas (15, 37)."
+            ) from None
+        unknown = [doc_id for doc_id in relevant_ids if doc_id not in corpus]
+        if unknown:
+            raise DataError(
+                f"{path}, row {row}: ground-truth document {', '.join(map(str, unknown))} is not an "
+                f"{CORPUS_ID_COLUMN} of the corpus (ids {min(corpus)}..{max(corpus)}). Fix the id or add "
+                "the document to the corpus CSV."
+            )
+        queries.append(
+            Query(
+                qid=f"{path.stem}:{row}",
+                text=text,
+                relevant_ids=relevant_ids,
+                answer=_clean_text(record[ANSWER_COLUMN]),
+                difficulty=_parse_difficulty(record[DIFFICULTY_COLUMN], path, row),
+                source=path.name,
+                row=row,
+            )
+        )
+    return queries
+
+
+def _parse_difficulty(cell: object, path: Path, row: int) -> int | None:
+    if _clean_text(cell) == "":
+        return None  # Difficulty only groups the report; a query without one still counts.
+    try:
+        (difficulty,) = parse_ground_truth(cell)
+    except ValueError:
+        difficulty = 0
+    if difficulty not in (1, 2, 3):
+        raise DataError(f"{path}, row {row}: '{DIFFICULTY_COLUMN}' is {cell!r}; use 1, 2 or 3, or leave it empty.")
+    return difficulty
+
+
+def _read_table(path: Path, kind: str) -> pd.DataFrame:
+    if not path.is_file():
+        flag = "--corpus_csv" if kind == "csv" else "the query-file flag"
+        raise DataError(f"{path}: file not found. Check the path given with {flag}.")
+    try:
+        if kind == "csv":
+            # utf-8-sig: Excel writes a byte-order mark in front of CSV exports.
+            frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig")
+        else:
+            frame = pd.read_excel(path, dtype=object, engine="openpyxl")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, zipfile.BadZipFile,
+            ValueError, KeyError, OSError) as problem:
+        expected = "a UTF-8 CSV file" if kind == "csv" else "an .xlsx workbook"
+        raise DataError(f"{path}: not readable as {expected} ({type(problem).__name__}: {problem}). "
+                        f"Save it again as {expected}.") from None
+    frame.columns = [str(column).strip() for column in frame.columns]
+    return frame
+
+
+def _require_columns(frame: pd.DataFrame, expected: tuple[str, ...], path: Path) -> None:
+    missing = [column for column in expected if column not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {missing}. Expected columns {list(expected)}; found {list(frame.columns)}."
+        )
+
+
+def _clean_text(cell: object) -> str:
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return ""
+    return str(cell).strip()

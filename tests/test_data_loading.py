@@ -1,0 +1,144 @@
+"""Loading the club's files: accepted ground-truth formats and every bad input, in the loader and the CLIs."""
+
+import pytest
+
+from conftest import CORPUS_CSV, TEST_XLSX, TRAIN_XLSX, run_script, write_corpus, write_queries
+from data_loading import load_corpus, load_queries, parse_ground_truth
+from errors import DataError
+
+GOOD_CORPUS = [(1, "CLB tuyển thành viên vào tháng 9."), (2, "Buổi sinh hoạt vào tối thứ Tư."),
+               (3, "Phí thành viên là 100.000 đồng mỗi kỳ."), (15, "Team AI làm chatbot."), (37, "Team Web làm web.")]
+
+
+def query_row(query="CLB tuyển khi nào ạ?", truth=1, answer="Tháng 9.", difficulty=1) -> dict:
+    return {"Query": query, "Ground truth document": truth, "Ground truth answer": answer, "Difficulty": difficulty}
+
+
+@pytest.mark.parametrize("cell, expected", [
+    (5, (5,)), (5.0, (5,)), ("5", (5,)), ("5.0", (5,)), ("15, 37", (15, 37)), ("15,37", (15, 37)),
+    ("71, 72, 74", (71, 72, 74)), (" 15 ,37 ", (15, 37)), ("15, 15, 37", (15, 37)),
+])
+def test_ground_truth_formats(cell, expected):
+    assert parse_ground_truth(cell) == expected
+
+
+@pytest.mark.parametrize("cell", ["", "  ", float("nan"), None, "abc", "15; 37", "15,,37", "5.5", 5.5, 0, -3, "1,", True])
+def test_ground_truth_rejects(cell):
+    with pytest.raises(ValueError):
+        parse_ground_truth(cell)
+
+
+def test_shipped_sample_loads():
+    corpus = load_corpus(CORPUS_CSV)
+    train = load_queries(TRAIN_XLSX, corpus)
+    test = load_queries(TEST_XLSX, corpus)
+    assert len(corpus) == 99 and list(corpus) == list(range(1, 100))
+    assert len(train) == 100 and len(test) == 30
+    assert not {query.text for query in train} & {query.text for query in test}
+    several = sum(len(query.relevant_ids) > 1 for query in train)
+    assert several >= len(train) / 3
+    assert sum(len(text) > 1500 for text in corpus.values()) >= 3
+    assert all(query.difficulty in (1, 2, 3) and query.answer for query in train + test)
+
+
+def test_ground_truth_read_back_from_xlsx(tmp_path):
+    corpus = load_corpus(write_corpus(tmp_path / "c.csv", GOOD_CORPUS))
+    path = write_queries(tmp_path / "q.xlsx", [query_row(truth=3), query_row(truth=3.0), query_row(truth="15, 37"),
+                                               query_row(truth="15,37"), query_row(truth="1")])
+    assert [query.relevant_ids for query in load_queries(path, corpus)] == [(3,), (3,), (15, 37), (15, 37), (1,)]
+
+
+def corpus_case(tmp_path, rows):
+    return write_corpus(tmp_path / "corpus.csv", rows)
+
+
+BAD_CORPORA = {
+    "duplicated STT": ([(1, "a"), (2, "b"), (1, "c")], ["row 4", "STT 1 repeats row 2"]),
+    "empty document": ([(1, "a"), (2, "   ")], ["row 3", "empty"]),
+    "non-integer STT": ([(1, "a"), ("x", "b")], ["row 3", "'x'"]),
+    "empty corpus": ([], ["no documents"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CORPORA))
+def test_bad_corpus(tmp_path, case):
+    rows, fragments = BAD_CORPORA[case]
+    path = corpus_case(tmp_path, rows)
+    with pytest.raises(DataError) as error:
+        load_corpus(path)
+    assert str(path) in str(error.value)
+    for fragment in fragments:
+        assert fragment in str(error.value)
+
+
+def test_corpus_missing_column_lists_expected_and_found(tmp_path):
+    path = tmp_path / "corpus.csv"
+    path.write_text("id,text\n1,a\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"missing column.*'Văn bản'.*found \['id', 'text'\]"):
+        load_corpus(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_corpus(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="file not found"):
+        load_queries(tmp_path / "nope.xlsx", {1: "a"})
+
+
+def test_not_a_csv(tmp_path):
+    path = tmp_path / "corpus.csv"
+    path.write_bytes(b"\xff\xfe\x00\x81binary\x00garbage")
+    with pytest.raises(DataError, match="not readable as a UTF-8 CSV"):
+        load_corpus(path)
+
+
+def test_not_an_xlsx(tmp_path):
+    path = tmp_path / "queries.xlsx"
+    path.write_text("Query,Ground truth document\nabc,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match="not readable as an .xlsx workbook"):
+        load_queries(path, {1: "a"})
+
+
+BAD_QUERIES = {
+    "empty query": ([query_row(), query_row(query="   ")], ["row 3", "'Query' is empty"]),
+    "NaN query": ([query_row(query=None)], ["row 2", "'Query' is empty"]),
+    "unknown ground truth": ([query_row(truth="2, 99")], ["row 2", "99", "not an STT"]),
+    "unparsable ground truth": ([query_row(truth="hai")], ["row 2", "cannot read 'Ground truth document'"]),
+    "empty ground truth": ([query_row(truth=None)], ["row 2", "cannot read"]),
+    "bad difficulty": ([query_row(difficulty=7)], ["row 2", "Difficulty"]),
+    "no rows": ([], ["no queries"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_QUERIES))
+def test_bad_queries(tmp_path, case):
+    rows, fragments = BAD_QUERIES[case]
+    corpus = load_corpus(write_corpus(tmp_path / "c.csv", GOOD_CORPUS))
+    path = write_queries(tmp_path / "queries.xlsx", rows)
+    with pytest.raises(DataError) as error:
+        load_queries(path, corpus)
+    assert str(path) in str(error.value)
+    for fragment in fragments:
+        assert fragment in str(error.value)
+
+
+def test_queries_missing_column(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "queries.xlsx"
+    pd.DataFrame({"Query": ["a"], "Answer": ["b"]}).to_excel(path, index=False)
+    with pytest.raises(DataError, match=r"missing column.*'Ground truth document'.*found \['Query', 'Answer'\]"):
+        load_queries(path, {1: "a"})
+
+
+@pytest.mark.parametrize("script, flags", [
+    ("fine_tune_reranker.py", ["--base_model", "bundled-minilm"]),
+])
+def test_scripts_exit_2_on_bad_data_and_write_nothing(tmp_path, script, flags):
+    corpus = write_corpus(tmp_path / "corpus.csv", GOOD_CORPUS + [(2, "trùng STT")])
+    queries = write_queries(tmp_path / "queries.xlsx", [query_row()])
+    query_flag = "--train_xlsx" if script == "fine_tune_reranker.py" else "--eval_xlsx"
+    result = run_script(script, "--corpus_csv", str(corpus), query_flag, str(queries), *flags, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "STT 2 repeats row 3" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()
