@@ -85,3 +85,23 @@ def run_script(script: str, *args: str, cwd: Path, timeout: int = 600, **popen) 
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, **popen)
+
+
+# Small settings: seconds per run on 2 CPU cores.
+QUICK = ["--max_seq_length", "96", "--batch_size", "8", "--gradient_accumulation_steps", "1", "--eval_steps", "2",
+         "--save_steps", "2", "--dev_top_n", "5", "--logging_steps", "1", "--eval_batch_size", "64"]
+
+
+def data_flags(small_data):
+    return ["--corpus_csv", str(small_data["corpus"]), "--train_xlsx", str(small_data["train"])]
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_data, tmp_path_factory):
+    """One finished bundled-model run, shared by the tests that read its outputs."""
+    workdir = tmp_path_factory.mktemp("trained")
+    result = run_script("fine_tune_reranker.py", *data_flags(small_data), "--base_model", "bundled-minilm",
+                        "--max_steps", "4", *QUICK, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (workdir / "outputs").glob("reranker-finetuned-*")
+    return run_dir, result

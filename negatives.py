@@ -1,0 +1,96 @@
+"""Hard and random negative mining for the training pairs.
+
+Each (query, relevant document) becomes one training group: the positive plus `num_hard` negatives
+sampled from the query's top `hard_top_k` lexical hits and `num_random` from the rest of the corpus.
+A document relevant to the query is never used as its negative. Sampling from the top-k pool rather
+than taking the very top hits avoids training on the unlabelled near-duplicates of a positive.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data_loading import Query
+from retrieval import LexicalIndex
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingGroup:
+    """One positive document of a query and the negatives drawn for it."""
+
+    query: str
+    positive_id: int
+    hard_negative_ids: tuple[int, ...]
+    random_negative_ids: tuple[int, ...]
+
+    @property
+    def negative_ids(self) -> tuple[int, ...]:
+        return self.hard_negative_ids + self.random_negative_ids
+
+
+@dataclass
+class MiningReport:
+    """Counts of what was built, and the requests that could only be met in part."""
+
+    queries: int = 0
+    positive_pairs: int = 0
+    hard_negative_pairs: int = 0
+    random_negative_pairs: int = 0
+    shortfalls: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"queries": self.queries, "positive_pairs": self.positive_pairs,
+                "hard_negative_pairs": self.hard_negative_pairs,
+                "random_negative_pairs": self.random_negative_pairs}
+
+
+def mine_training_groups(queries: Sequence[Query], index: LexicalIndex, doc_ids: Sequence[int],
+                         num_hard: int, num_random: int, hard_top_k: int, seed: int
+                         ) -> tuple[list[TrainingGroup], MiningReport]:
+    """Builds one group per (query, relevant document), deterministically from `seed`.
+
+    Args:
+        queries: labelled queries; their relevant ids must be in `doc_ids`.
+        index: a lexical index over the documents, in the order of `doc_ids`.
+        doc_ids: the document id at each index position.
+        num_hard, num_random: negatives of each kind per group.
+        hard_top_k: size of the pool of top lexical hits (positives excluded) hard negatives come from.
+        seed: seeds the sampling.
+    """
+    rng = np.random.default_rng(seed)
+    report = MiningReport(queries=len(queries))
+    most_positives = max((len(query.relevant_ids) for query in queries), default=0)
+    ranked_positions, _ = index.top_k([query.text for query in queries], hard_top_k + most_positives)
+    doc_ids = np.asarray(doc_ids)
+    groups = []
+    for query, positions in zip(queries, ranked_positions):
+        positives = set(query.relevant_ids)
+        ranked_ids = [int(doc_id) for doc_id in doc_ids[positions] if doc_id not in positives]
+        hard_pool = ranked_ids[:hard_top_k]
+        hard_pool_set = set(hard_pool)
+        random_pool = [int(doc_id) for doc_id in doc_ids if doc_id not in positives and doc_id not in hard_pool_set]
+        for positive_id in query.relevant_ids:
+            hard = _sample(rng, hard_pool, num_hard)
+            random = _sample(rng, random_pool, num_random)
+            if len(hard) < num_hard or len(random) < num_random:
+                report.shortfalls.append(f"{query.qid}: {len(hard)} hard and {len(random)} random negatives "
+                                         f"(asked {num_hard} and {num_random})")
+            groups.append(TrainingGroup(query.text, positive_id, hard, random))
+            report.positive_pairs += 1
+            report.hard_negative_pairs += len(hard)
+            report.random_negative_pairs += len(random)
+    if report.shortfalls:
+        logger.warning("%d group(s) got fewer negatives than asked, since the corpus has too few non-relevant "
+                       "documents outside the hard pool; first: %s", len(report.shortfalls), report.shortfalls[0])
+    return groups, report
+
+
+def _sample(rng: np.random.Generator, pool: list[int], count: int) -> tuple[int, ...]:
+    if count == 0 or not pool:
+        return ()
+    chosen = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
+    return tuple(pool[i] for i in chosen)

@@ -1,0 +1,106 @@
+"""First-stage lexical retrieval (BM25 or TF-IDF) over the corpus, fitted once and queried in batches.
+
+Both hard-negative mining and the benchmark's first stage use this index. Queries are scored as sparse
+matrix products a batch at a time, and only each query's top k survive a batch, so memory grows with
+the batch and the corpus, never with queries times documents.
+"""
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+RETRIEVER_METHODS = ("bm25", "tfidf")
+# \w+ keeps one-character syllables (ở, ý, à): scikit-learn's default pattern drops them.
+WORD_PATTERN = re.compile(r"\w+")
+QUERY_BATCH_SIZE = 512
+
+
+def fold_diacritics(text: str) -> str:
+    """`Đăng ký` -> `dang ky`: students often type without diacritics."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
+
+
+def analyze(text: str) -> list[str]:
+    """Lower-cased syllables plus, for each one with diacritics, its folded form.
+
+    Indexing both forms lets `hoc` (typed without diacritics) match `học`, while a query written with
+    diacritics still matches its exact syllable more strongly than the folded one alone.
+    """
+    tokens = WORD_PATTERN.findall(unicodedata.normalize("NFC", text).lower())
+    folded = [fold_diacritics(token) for token in tokens]
+    return tokens + [plain for token, plain in zip(tokens, folded) if plain != token]
+
+
+class LexicalIndex:
+    """A BM25 (Lucene variant, as bm25s computes it) or TF-IDF index over a fixed list of documents.
+
+    Args:
+        documents: the texts to index; results refer to positions in this list.
+        method: "bm25" or "tfidf".
+        k1, b: the BM25 parameters.
+    """
+
+    def __init__(self, documents: Sequence[str], method: str = "bm25", k1: float = 1.5, b: float = 0.75):
+        if method not in RETRIEVER_METHODS:
+            raise ValueError(f"unknown retrieval method {method!r}; choose one of {RETRIEVER_METHODS}")
+        if not documents:
+            raise ValueError("cannot index an empty corpus")
+        self.method = method
+        self.num_documents = len(documents)
+        if method == "tfidf":
+            self._vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True)
+            self._document_weights = self._vectorizer.fit_transform(documents).T.tocsr()
+        else:
+            self._vectorizer = CountVectorizer(analyzer=analyze)
+            self._document_weights = _bm25_weights(self._vectorizer.fit_transform(documents), k1, b).T.tocsr()
+
+    def score(self, queries: Sequence[str]) -> np.ndarray:
+        """Scores of every document for each query, shape (queries, documents). For small corpora."""
+        return np.asarray((self._vectorize(queries) @ self._document_weights).todense(), dtype=np.float32)
+
+    def top_k(self, queries: Sequence[str], k: int, batch_size: int = QUERY_BATCH_SIZE
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best documents per query, best first, as (positions, scores), both (queries, k).
+
+        Ties keep the lower document position first, so results are deterministic.
+        """
+        k = min(k, self.num_documents)
+        positions = np.empty((len(queries), k), dtype=np.int64)
+        scores = np.empty((len(queries), k), dtype=np.float32)
+        for start in range(0, len(queries), batch_size):
+            batch_scores = self.score(queries[start:start + batch_size])
+            if k < self.num_documents:
+                candidates = np.argpartition(-batch_scores, k - 1, axis=1)[:, :k]
+            else:
+                candidates = np.tile(np.arange(self.num_documents), (len(batch_scores), 1))
+            candidate_scores = np.take_along_axis(batch_scores, candidates, axis=1)
+            order = np.lexsort((candidates, -candidate_scores), axis=1)
+            positions[start:start + batch_size] = np.take_along_axis(candidates, order, axis=1)
+            scores[start:start + batch_size] = np.take_along_axis(candidate_scores, order, axis=1)
+        return positions, scores
+
+    def _vectorize(self, queries: Sequence[str]) -> sparse.csr_matrix:
+        vectors = self._vectorizer.transform(queries)
+        if self.method == "bm25":
+            vectors.data[:] = 1.0  # Lucene BM25 counts each distinct query term once.
+        return vectors
+
+
+def _bm25_weights(term_counts: sparse.csr_matrix, k1: float, b: float) -> sparse.csr_matrix:
+    """Per (document, term) BM25 contribution: idf * tf / (tf + k1 * (1 - b + b * length / avg_length))."""
+    term_counts = term_counts.tocsr().astype(np.float32)
+    num_documents = term_counts.shape[0]
+    document_frequency = np.bincount(term_counts.indices, minlength=term_counts.shape[1])
+    idf = np.log(1.0 + (num_documents - document_frequency + 0.5) / (document_frequency + 0.5))
+    lengths = np.asarray(term_counts.sum(axis=1)).ravel()
+    length_norm = k1 * (1.0 - b + b * lengths / max(lengths.mean(), 1e-9))
+    rows = np.repeat(np.arange(num_documents), np.diff(term_counts.indptr))
+    tf = term_counts.data
+    weights = term_counts.copy()
+    weights.data = (idf[term_counts.indices] * tf / (tf + length_norm[rows])).astype(np.float32)
+    return weights

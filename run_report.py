@@ -1,0 +1,82 @@
+"""What a finished training run leaves for people: a training-curve PNG and a model card."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # Training runs on headless machines (Colab, Kaggle, CI).
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_training_curves(log_history: list[dict], baseline: dict | None, metric: str, path: Path) -> None:
+    """Training loss and the dev ranking metric against the optimizer step, on two axes."""
+    loss_points = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry]
+    metric_key = f"eval_{metric}"
+    metric_points = [(entry["step"], entry[metric_key]) for entry in log_history if metric_key in entry]
+    if baseline and metric in baseline:
+        metric_points.insert(0, (0, baseline[metric]))
+    figure, loss_axis = plt.subplots(figsize=(8, 4.5))
+    if loss_points:
+        loss_axis.plot(*zip(*loss_points), color="tab:blue", label="training loss")
+    loss_axis.set_xlabel("optimizer step")
+    loss_axis.set_ylabel("training loss", color="tab:blue")
+    metric_axis = loss_axis.twinx()
+    if metric_points:
+        metric_axis.plot(*zip(*metric_points), color="tab:orange", marker="o", label=f"dev {metric}")
+    metric_axis.set_ylabel(f"dev {metric}", color="tab:orange")
+    metric_axis.set_ylim(0, 1.05)
+    figure.suptitle("Reranker fine-tuning")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_model_card(path: Path, info: dict, dev_metrics: dict) -> None:
+    """A README.md beside the weights saying what the model was trained on and how it scored."""
+    args = info["arguments"]
+    lines = [
+        "# Fine-tuned cross-encoder reranker",
+        "",
+        f"Fine-tuned from `{info['base_model']['name']}` (resolved to `{info['base_model']['resolved']}`) with "
+        f"`fine_tune_reranker.py`, loss `{args['loss']}`, {info['data']['train_queries']} training queries and "
+        f"{info['data']['dev_queries']} held-out dev queries from `{Path(args['train_xlsx']).name}` over the "
+        f"{info['data']['documents']} documents of `{Path(args['corpus_csv']).name}`.",
+        "",
+        f"Training pairs: {json.dumps(info['pairs'])}.",
+        "",
+        "Load it with `rerank.Reranker(model_name=\"<this folder>\")` or FlagEmbedding's "
+        "`FlagReranker(\"<this folder>\")`; both give the same scores.",
+        "",
+    ]
+    if dev_metrics.get("baseline"):
+        keys = [key for key in dev_metrics["baseline"] if key in dev_metrics]
+        lines += ["## Dev metrics (reranking the first stage's candidates)", "",
+                  "| metric | before fine-tuning | after |", "|---|---|---|"]
+        lines += [f"| {key} | {dev_metrics['baseline'][key]:.4f} | {dev_metrics[key]:.4f} |" for key in keys]
+        lines.append("")
+    else:
+        lines += ["No dev queries were held out (`--dev_ratio 0`), so no dev metric was measured.", ""]
+    lines += [f"Wall time {info['wall_time_s']:.1f} s on {info['device']}.", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def plot_metrics_by_k(table, ks, dataset: str, path: Path) -> None:
+    """One panel per metric, one line per ranker, k on the x axis."""
+    metrics = list(dict.fromkeys(key.split("@")[0] for key in table.index))
+    columns = 3
+    rows = (len(metrics) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+    for axis, metric in zip(axes.flat, metrics):
+        for ranker in table.columns:
+            axis.plot(ks, [table.loc[f"{metric}@{k}", ranker] for k in ks], marker="o", label=ranker)
+        axis.set_title(metric)
+        axis.set_xticks(ks)
+        axis.set_ylim(0, 1.05)
+    for axis in list(axes.flat)[len(metrics):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    figure.suptitle(f"{dataset}: metrics by k")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
