@@ -17,6 +17,7 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int) -
     """Token ids of each pair, unpadded, at most `max_length` tokens each (special tokens included)."""
     if not pairs:
         return []
+    _silence_pad_advice(tokenizer)
     queries = tokenizer([query for query, _ in pairs], add_special_tokens=False, truncation=True,
                         max_length=int(max_length * QUERY_SHARE_OF_MAX_LENGTH))["input_ids"]
     passages = tokenizer([passage for _, passage in pairs], add_special_tokens=False, truncation=True,
@@ -30,8 +31,7 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int) -
 
 def pad_batch(tokenizer, encoded: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
     """Pads a batch to its longest member (never to max_length) and returns tensors."""
-    # Padding pre-tokenized ids is the point here; silence the fast-tokenizer advice about it.
-    tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
+    _silence_pad_advice(tokenizer)
     features = {key: [item[key] for item in encoded] for key in encoded[0] if key != "labels"}
     batch = tokenizer.pad(features, padding=True, return_tensors="pt")
     return dict(batch)
@@ -60,6 +60,12 @@ def score_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], max_length: 
             scores[batch_positions] = logits.view(-1).float().cpu().numpy()
     model.train(was_training)
     return scores
+
+
+def _silence_pad_advice(tokenizer) -> None:
+    # prepare_for_model and pad on pre-tokenized ids are the point here, not a slow path: the fast
+    # tokenizer's advice to call it on raw text instead does not apply.
+    tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
 
 
 def position_limit(config) -> int:

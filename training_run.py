@@ -101,6 +101,7 @@ def train_reranker(args, corpus, train_groups, dev_queries, dev_groups, index, d
         seed=args.seed,
         data_seed=args.seed,
         dataloader_num_workers=args.dataloader_num_workers,
+        dataloader_pin_memory=use_cuda,
         optim="adamw_torch_fused" if use_cuda else "adamw_torch",
         disable_tqdm=True,
     )

@@ -133,6 +133,7 @@ def test_queries_missing_column(tmp_path):
 
 @pytest.mark.parametrize("script, flags", [
     ("fine_tune_reranker.py", ["--base_model", "bundled-minilm"]),
+    ("main.py", ["--reranker", "none"]),
 ])
 def test_scripts_exit_2_on_bad_data_and_write_nothing(tmp_path, script, flags):
     corpus = write_corpus(tmp_path / "corpus.csv", GOOD_CORPUS + [(2, "trùng STT")])
