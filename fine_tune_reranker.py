@@ -23,10 +23,10 @@ import numpy as np
 
 from errors import CheckpointError, KitError, run_cli
 from data_loading import Query, load_corpus, load_queries
-from model_loading import BUNDLED_MODEL_ALIAS
+from model_loading import BUNDLED_MODEL_ALIAS, resolve_model_name
 from negatives import mine_training_groups
 from retrieval import RETRIEVER_METHODS, LexicalIndex
-from run_dirs import (FUSION_FILE, checkpoints, create_run_dir, is_checkpoint, is_complete,
+from run_dirs import (CV_PREFIX, FUSION_FILE, checkpoints, create_run_dir, is_checkpoint, is_complete,
                       run_dirs_newest_first, write_json_atomic)
 
 logger = logging.getLogger("fine_tune_reranker")
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--dev_top_n", type=int, default=20,
                             help="First-stage candidates reranked per dev query (as main.py's --top_n).")
     evaluation.add_argument("--eval_batch_size", type=int, default=32, help="Pairs per batch when scoring dev pairs.")
+    evaluation.add_argument("--cv_folds", type=int, default=0,
+                            help="Cross-validate instead: train one model per query fold (N >= 2) and report the "
+                                 "mean and spread of the dev metrics; --dev_ratio is then unused.")
+    evaluation.add_argument("--cv_keep_models", action="store_true",
+                            help="Keep each fold's weights and checkpoints (dropped by default: only metrics stay).")
     output = parser.add_argument_group("output")
     output.add_argument("--output_dir", type=str, default=None,
                         help="Run folder; default: <runs_root>/reranker-finetuned-YYYYMMDD-HHMMSS. Must be new or empty.")
@@ -118,6 +123,8 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error("--epochs and --lr must be positive")
     if args.max_steps == 0 or args.max_steps < -1:
         parser.error(f"--max_steps must be -1 (use --epochs) or a positive step count, got {args.max_steps}")
+    if args.cv_folds == 1 or args.cv_folds < 0:
+        parser.error(f"--cv_folds must be 0 (off) or at least 2, got {args.cv_folds}")
     if args.num_hard_negatives + args.num_random_negatives == 0:
         parser.error("no negatives requested: set --num_hard_negatives or --num_random_negatives above 0")
     metric_name, _, k = args.metric_for_best_model.partition("@")
@@ -134,20 +141,30 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     validate_args(args, parser)
     setup_logging()
-    started = time.time()
 
     # Data: the corpus and the labelled queries, validated before anything is written.
     corpus = load_corpus(args.corpus_csv)
     queries = load_queries(args.train_xlsx, corpus)
+    resolve_model_name(args.base_model)  # A mistyped model folder fails before any folder is created.
+    if args.cv_folds > 1:
+        cross_validate(args, corpus, queries)
+        return
     train_queries, dev_queries = split_queries(queries, args.dev_ratio, args.seed)
     if not dev_queries:
         logger.warning("--dev_ratio 0: training on all %d queries; no dev metric and no best-checkpoint "
                        "choice is possible, the last step's weights are kept", len(queries))
-    if args.augment_with_answers:
-        train_queries = train_queries + answers_as_queries(train_queries)
 
     # Where this run writes: a new folder, or the folder of the run being resumed.
     run_dir, resume_checkpoint = resolve_run_dir(args)
+    train_one(args, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
+
+
+def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: list[Query], dev_queries: list[Query],
+              run_dir: Path, resume_checkpoint: Path | None = None) -> dict:
+    """Mines negatives, trains, evaluates and writes one run's folder; returns its results."""
+    started = time.time()
+    if args.augment_with_answers:
+        train_queries = train_queries + answers_as_queries(train_queries)
 
     # Negatives: one lexical index over the corpus, every query scored in one batch.
     doc_ids = list(corpus)
@@ -164,14 +181,52 @@ def main(argv: list[str] | None = None) -> None:
     # Model, Trainer and training.
     from training_run import train_reranker  # Heavy imports (torch, transformers) after the cheap checks.
 
-    results = train_reranker(args, corpus, train_groups, dev_queries, dev_groups, index, doc_ids, run_dir,
-                             resume_checkpoint, started)
+    try:
+        results = train_reranker(args, corpus, train_groups, dev_queries, dev_groups, index, doc_ids, run_dir,
+                                 resume_checkpoint)
+    except KitError:
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # Created for this run a moment ago and still empty: leave nothing behind.
+        raise
     if results is None:
         sys.exit(130)  # Interrupted: a checkpoint was saved and the run can be resumed.
-    results["data"] = {"documents": len(corpus), "queries": len(queries), "train_queries": len(train_queries),
+    results["data"] = {"documents": len(corpus), "train_queries": len(train_queries),
                        "dev_queries": len(dev_queries), "train_pairs": train_report.as_dict(),
                        "dev_pairs": dev_report.as_dict()}
     finish_run(args, run_dir, results, started)
+    return results
+
+
+def cross_validate(args: argparse.Namespace, corpus: dict[int, str], queries: list[Query]) -> None:
+    """Trains one model per query fold and reports each fold's dev metrics with their mean and spread."""
+    from cross_validation import fold_splits, summarize_folds, write_cv_report
+
+    if args.resume_from_checkpoint or args.output_dir:
+        raise KitError("--cv_folds runs in a new folder of its own: drop --resume_from_checkpoint and --output_dir")
+    cv_dir = create_run_dir(args.runs_root, prefix=CV_PREFIX)
+    fold_metrics = []
+    for fold, (train_queries, dev_queries) in enumerate(fold_splits(queries, args.cv_folds, args.seed), start=1):
+        logger.info("fold %d/%d: %d training and %d dev queries", fold, args.cv_folds, len(train_queries),
+                    len(dev_queries))
+        fold_dir = cv_dir / f"fold-{fold}"
+        fold_dir.mkdir()
+        results = train_one(args, corpus, train_queries, dev_queries, fold_dir)
+        fold_metrics.append(results["dev_metrics"])
+        if not args.cv_keep_models:
+            remove_model_files(fold_dir)
+    summary = summarize_folds(fold_metrics)
+    write_cv_report(cv_dir, summary, vars(args))
+    logger.info("cross-validation finished: %s", cv_dir)
+
+
+def remove_model_files(run_dir: Path) -> None:
+    """Drops a fold's weights and checkpoints (GBs for large models); its metrics stay."""
+    import shutil
+
+    for checkpoint in run_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    for weights in ("model.safetensors", "pytorch_model.bin"):
+        (run_dir / weights).unlink(missing_ok=True)
 
 
 def setup_logging() -> None:

@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 RUN_PREFIX = "reranker-finetuned-"
+# Cross-validation folders get another prefix, so main.py never takes a fold for the finished model.
+CV_PREFIX = "reranker-cv-"
 COMPLETION_MARKER = "training_info.json"
 # The first-stage/reranker fusion weight chosen on the dev queries; main.py applies it.
 FUSION_FILE = "fusion.json"
@@ -21,8 +23,8 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 CHECKPOINT_FILES = ("trainer_state.json", "config.json")
 
 
-def create_run_dir(runs_root: str | Path, now: datetime | None = None) -> Path:
-    """Creates `runs_root/reranker-finetuned-YYYYMMDD-HHMMSS`, with a suffix if that name is taken.
+def create_run_dir(runs_root: str | Path, now: datetime | None = None, prefix: str = RUN_PREFIX) -> Path:
+    """Creates `runs_root/<prefix>YYYYMMDD-HHMMSS`, with a suffix if that name is taken.
 
     `mkdir(exist_ok=False)` makes the claim atomic: two runs started in the same second get two folders.
     """
@@ -30,7 +32,7 @@ def create_run_dir(runs_root: str | Path, now: datetime | None = None) -> Path:
     runs_root.mkdir(parents=True, exist_ok=True)
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
-        candidate = runs_root / f"{RUN_PREFIX}{stamp}" if attempt == 1 else runs_root / f"{RUN_PREFIX}{stamp}-{attempt}"
+        candidate = runs_root / (f"{prefix}{stamp}" if attempt == 1 else f"{prefix}{stamp}-{attempt}")
         try:
             candidate.mkdir()
             return candidate

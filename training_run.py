@@ -51,7 +51,7 @@ def schedule(args, num_train_rows: int, has_dev: bool) -> tuple[int, int]:
 
 
 def train_reranker(args, corpus, train_groups, dev_queries, dev_groups, index, doc_ids, run_dir: Path,
-                   resume_checkpoint: Path | None, started: float) -> dict | None:
+                   resume_checkpoint: Path | None) -> dict | None:
     """Trains and returns the results, or None when a signal stopped training after a checkpoint."""
     set_seed(args.seed)  # Before loading: the fresh classification head is initialised from it.
     model, tokenizer, resolved = load_cross_encoder(args.base_model)

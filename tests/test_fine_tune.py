@@ -128,3 +128,21 @@ def test_existing_output_dir_is_never_overwritten(small_data, tmp_path):
                         "--output_dir", str(target), cwd=tmp_path)
     assert result.returncode == 2 and "already holds files" in result.stderr
     assert [path.name for path in target.iterdir()] == ["notes.txt"]
+
+
+def test_cross_validation_reports_every_fold(small_data, tmp_path):
+    result = run_script("fine_tune_reranker.py", *data_flags(small_data), "--base_model", "bundled-minilm",
+                        "--cv_folds", "2", "--max_steps", "1", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (cv_dir,) = (tmp_path / "outputs").glob("reranker-cv-*")
+    report = json.loads((cv_dir / "cv_results.json").read_text())
+    assert set(report["summary"]) == {"first_stage", "pretrained", "fine_tuned", "fused"}
+    mrr = report["summary"]["fine_tuned"]["mrr@5"]
+    assert len(mrr["folds"]) == 2 and mrr["mean"] == pytest.approx(sum(mrr["folds"]) / 2)
+    for fold in ("fold-1", "fold-2"):
+        assert (cv_dir / fold / "dev_metrics.json").is_file()
+        assert not (cv_dir / fold / "model.safetensors").exists() and not list((cv_dir / fold).glob("checkpoint-*"))
+    dev_sizes = [json.loads((cv_dir / fold / "training_info.json").read_text())["data"]["dev_queries"]
+                 for fold in ("fold-1", "fold-2")]
+    assert abs(dev_sizes[0] - dev_sizes[1]) <= 1
+    assert "| fine_tuned |" in (cv_dir / "cv_results.md").read_text()

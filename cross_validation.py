@@ -1,0 +1,71 @@
+"""K-fold cross-validation over queries: the splits, and the summary of the folds' dev metrics.
+
+With about 100 queries a single 20-query dev split is noisy; the mean and spread over folds say how
+much of a difference between recipes is real.
+"""
+
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from data_loading import Query
+from errors import KitError
+from run_dirs import write_json_atomic
+
+# The rankers each fold's dev_metrics.json reports, and where their metrics sit in it.
+RANKERS = ("first_stage", "pretrained", "fine_tuned", "fused")
+SUMMARY_METRICS = tuple(f"{metric}@{k}" for metric in ("hit", "mrr", "ndcg") for k in (3, 5, 7))
+
+
+def fold_splits(queries: list[Query], folds: int, seed: int) -> Iterator[tuple[list[Query], list[Query]]]:
+    """(train, dev) for each fold; every query is in exactly one dev fold, reproducibly from `seed`."""
+    if folds > len(queries):
+        raise KitError(f"--cv_folds {folds} is more than the {len(queries)} queries; use fewer folds")
+    order = np.random.default_rng(seed).permutation(len(queries))
+    for dev_positions in np.array_split(order, folds):
+        dev_set = set(dev_positions.tolist())
+        yield ([query for position, query in enumerate(queries) if position not in dev_set],
+               [query for position, query in enumerate(queries) if position in dev_set])
+
+
+def ranker_metrics(dev_metrics: dict) -> dict[str, dict[str, float]]:
+    """Splits one fold's dev_metrics.json into {ranker: {metric: value}}."""
+    return {
+        "first_stage": dev_metrics["first_stage"],
+        "pretrained": dev_metrics["baseline"],
+        "fine_tuned": {key: dev_metrics[key] for key in SUMMARY_METRICS},
+        "fused": dev_metrics["fused"],
+    }
+
+
+def summarize_folds(fold_dev_metrics: list[dict]) -> dict:
+    """Per ranker and metric: every fold's value, their mean and their standard deviation."""
+    per_fold = [ranker_metrics(metrics) for metrics in fold_dev_metrics]
+    summary = {}
+    for ranker in RANKERS:
+        summary[ranker] = {}
+        for metric in SUMMARY_METRICS:
+            values = [fold[ranker][metric] for fold in per_fold]
+            summary[ranker][metric] = {"folds": values, "mean": statistics.fmean(values),
+                                       "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    return summary
+
+
+def summary_table(summary: dict) -> str:
+    """A Markdown table: rankers as rows, `mean ± std` per metric."""
+    header = "| ranker | " + " | ".join(SUMMARY_METRICS) + " |"
+    lines = [header, "|" + "---|" * (len(SUMMARY_METRICS) + 1)]
+    for ranker, metrics in summary.items():
+        cells = [f"{metrics[name]['mean']:.3f} ± {metrics[name]['std']:.3f}" for name in SUMMARY_METRICS]
+        lines.append(f"| {ranker} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_cv_report(cv_dir: Path, summary: dict, arguments: dict) -> None:
+    table = summary_table(summary)
+    print(f"\n{table}\n")
+    (cv_dir / "cv_results.md").write_text(f"# Cross-validation ({arguments['cv_folds']} folds)\n\n{table}\n",
+                                          encoding="utf-8")
+    write_json_atomic(cv_dir / "cv_results.json", {"arguments": arguments, "summary": summary})
