@@ -30,19 +30,38 @@ def fold_splits(queries: list[Query], folds: int, seed: int) -> Iterator[tuple[l
                [query for position, query in enumerate(queries) if position in dev_set])
 
 
-def ranker_metrics(dev_metrics: dict) -> dict[str, dict[str, float]]:
+def ranker_metrics(dev_metrics: dict, fused: dict[str, float]) -> dict[str, dict[str, float]]:
     """Splits one fold's dev_metrics.json into {ranker: {metric: value}}."""
     return {
         "first_stage": dev_metrics["first_stage"],
         "pretrained": dev_metrics["baseline"],
         "fine_tuned": {key: dev_metrics[key] for key in SUMMARY_METRICS},
-        "fused": dev_metrics["fused"],
+        "fused": fused,
     }
 
 
-def summarize_folds(fold_dev_metrics: list[dict]) -> dict:
+def held_out_fusion(fusions: list[dict]) -> list[tuple[str, dict[str, float]]]:
+    """Each fold's fused metrics at the weight the *other* folds chose.
+
+    A fold's own best weight is tuned on the very queries it is scored on, which flatters fusion; the
+    weight that maximises the other folds' mean dev metric is what a user would ship blind.
+    """
+    metric = fusions[0]["metric"]
+    weights = list(fusions[0]["dev_metrics_by_weight"])
+    chosen = []
+    for fold, fusion in enumerate(fusions):
+        others = [other for position, other in enumerate(fusions) if position != fold] or [fusion]
+        mean_by_weight = {weight: statistics.fmean(other["dev_metrics_by_weight"][weight][metric] for other in others)
+                          for weight in weights}
+        weight = max(weights, key=lambda candidate: (mean_by_weight[candidate], -float(candidate)))
+        chosen.append((weight, fusion["dev_metrics_by_weight"][weight]))
+    return chosen
+
+
+def summarize_folds(fold_dev_metrics: list[dict], fusions: list[dict]) -> dict:
     """Per ranker and metric: every fold's value, their mean and their standard deviation."""
-    per_fold = [ranker_metrics(metrics) for metrics in fold_dev_metrics]
+    held_out = held_out_fusion(fusions)
+    per_fold = [ranker_metrics(metrics, fused) for metrics, (_, fused) in zip(fold_dev_metrics, held_out)]
     summary = {}
     for ranker in RANKERS:
         summary[ranker] = {}
@@ -50,6 +69,7 @@ def summarize_folds(fold_dev_metrics: list[dict]) -> dict:
             values = [fold[ranker][metric] for fold in per_fold]
             summary[ranker][metric] = {"folds": values, "mean": statistics.fmean(values),
                                        "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    summary["fused"]["weights"] = [float(weight) for weight, _ in held_out]
     return summary
 
 
@@ -58,6 +78,8 @@ def summary_table(summary: dict) -> str:
     header = "| ranker | " + " | ".join(SUMMARY_METRICS) + " |"
     lines = [header, "|" + "---|" * (len(SUMMARY_METRICS) + 1)]
     for ranker, metrics in summary.items():
+        if ranker == "fused":
+            ranker = f"fused (weights {', '.join(map(str, metrics['weights']))}, each chosen on the other folds)"
         cells = [f"{metrics[name]['mean']:.3f} ± {metrics[name]['std']:.3f}" for name in SUMMARY_METRICS]
         lines.append(f"| {ranker} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -204,7 +204,7 @@ def cross_validate(args: argparse.Namespace, corpus: dict[int, str], queries: li
     if args.resume_from_checkpoint or args.output_dir:
         raise KitError("--cv_folds runs in a new folder of its own: drop --resume_from_checkpoint and --output_dir")
     cv_dir = create_run_dir(args.runs_root, prefix=CV_PREFIX)
-    fold_metrics = []
+    fold_metrics, fusions = [], []
     for fold, (train_queries, dev_queries) in enumerate(fold_splits(queries, args.cv_folds, args.seed), start=1):
         logger.info("fold %d/%d: %d training and %d dev queries", fold, args.cv_folds, len(train_queries),
                     len(dev_queries))
@@ -212,9 +212,10 @@ def cross_validate(args: argparse.Namespace, corpus: dict[int, str], queries: li
         fold_dir.mkdir()
         results = train_one(args, corpus, train_queries, dev_queries, fold_dir)
         fold_metrics.append(results["dev_metrics"])
+        fusions.append(results["fusion"])
         if not args.cv_keep_models:
             remove_model_files(fold_dir)
-    summary = summarize_folds(fold_metrics)
+    summary = summarize_folds(fold_metrics, fusions)
     write_cv_report(cv_dir, summary, vars(args))
     logger.info("cross-validation finished: %s", cv_dir)
 

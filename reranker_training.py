@@ -152,11 +152,11 @@ class DevEvaluator:
         Ties go to the smaller weight: equal on dev, the first stage is the safer bet on unseen queries.
         """
         reranker = self.candidate_scores(model)
-        curve = {weight: self.ranking_metrics(fused_scores(self.candidates, reranker, weight))[metric]
-                 for weight in FUSION_WEIGHTS}
-        best = max(FUSION_WEIGHTS, key=lambda weight: (curve[weight], -weight))
-        return {"weight": best, "metric": metric, "dev_curve": {f"{weight:.1f}": value for weight, value in curve.items()},
-                "fused_dev_metrics": self.ranking_metrics(fused_scores(self.candidates, reranker, best))}
+        by_weight = {f"{weight:.1f}": self.ranking_metrics(fused_scores(self.candidates, reranker, weight))
+                     for weight in FUSION_WEIGHTS}
+        best = max(FUSION_WEIGHTS, key=lambda weight: (by_weight[f"{weight:.1f}"][metric], -weight))
+        return {"weight": best, "metric": metric, "fused_dev_metrics": by_weight[f"{best:.1f}"],
+                "dev_metrics_by_weight": by_weight}
 
     def __call__(self, model) -> dict[str, float]:
         probabilities = 1.0 / (1.0 + np.exp(-self._scorer(model)(self.labelled_pairs)))
