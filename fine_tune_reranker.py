@@ -11,7 +11,6 @@ is written last and marks the run as finished for `main.py`.
 
 import argparse
 import logging
-import os
 import platform
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distributed import is_main_process, run_on_main
 from errors import CheckpointError, KitError, run_cli
 from data_loading import Query, load_corpus, load_queries
 from model_loading import BUNDLED_MODEL_ALIAS, resolve_model_name
@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> None:
         logger.warning("--dev_ratio 0: training on all %d queries; no dev metric and no best-checkpoint "
                        "choice is possible, the last step's weights are kept", len(queries))
 
-    # Where this run writes: a new folder, or the folder of the run being resumed.
-    run_dir, resume_checkpoint = resolve_run_dir(args)
+    # Where this run writes: a new folder, or the folder of the run being resumed. Only the main
+    # process creates it; under torchrun every process then uses that same folder.
+    run_dir, resume_checkpoint = run_on_main(lambda: resolve_run_dir(args))
     train_one(args, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
 
 
@@ -231,9 +232,8 @@ def remove_model_files(run_dir: Path) -> None:
 
 
 def setup_logging() -> None:
-    main_process = int(os.environ.get("RANK", "0")) == 0
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        level=logging.INFO if main_process else logging.WARNING, force=True)
+                        level=logging.INFO if is_main_process() else logging.WARNING, force=True)
 
 
 def split_queries(queries: list[Query], dev_ratio: float, seed: int) -> tuple[list[Query], list[Query]]:
@@ -309,8 +309,7 @@ def resolve_run_dir(args: argparse.Namespace) -> tuple[Path, Path | None]:
     if is_complete(run_dir):
         raise CheckpointError(f"{run_dir} finished already; to train further, start a new run with "
                               f"--base_model {run_dir}")
-    if os.environ.get("RANK", "0") == "0":
-        logger.info("resuming %s from %s", run_dir, checkpoint.name)
+    logger.info("resuming %s from %s", run_dir, checkpoint.name)
     return run_dir, checkpoint
 
 
@@ -338,6 +337,7 @@ def finish_run(args: argparse.Namespace, run_dir: Path, results: dict, started: 
         "best_checkpoint": results["best_checkpoint"],
         "library_versions": library_versions(),
         "device": results["device"],
+        "processes": results["world_size"],
         "wall_time_s": time.time() - started,
         "peak_memory_gib": results["peak_memory_gib"],
     }

@@ -103,6 +103,9 @@ def train_reranker(args, corpus, train_groups, dev_queries, dev_groups, index, d
         dataloader_num_workers=args.dataloader_num_workers,
         dataloader_pin_memory=use_cuda,
         optim="adamw_torch_fused" if use_cuda else "adamw_torch",
+        # use_cpu lets accelerate see a CPU torchrun launch as multi-process (gloo) data parallelism.
+        use_cpu=not use_cuda,
+        ddp_find_unused_parameters=False,
         disable_tqdm=True,
     )
     interrupt = GracefulInterruptCallback()
@@ -164,6 +167,7 @@ def train_reranker(args, corpus, train_groups, dev_queries, dev_groups, index, d
                        "parameters": sum(p.numel() for p in model.parameters()),
                        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         "device": torch.cuda.get_device_name() if use_cuda else "cpu",
+        "world_size": training_args.world_size,
         "peak_memory_gib": peak_memory_gib(use_cuda),
     }
 
