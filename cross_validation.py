@@ -12,6 +12,7 @@ import numpy as np
 
 from data_loading import Query
 from errors import KitError
+from pipeline import choose_fusion_weight
 from run_dirs import write_json_atomic
 
 # The rankers each fold's dev_metrics.json reports, and where their metrics sit in it.
@@ -48,12 +49,14 @@ def held_out_fusion(fusions: list[dict]) -> list[tuple[str, dict[str, float]]]:
     """
     metric = fusions[0]["metric"]
     weights = list(fusions[0]["dev_metrics_by_weight"])
+    metric_names = list(fusions[0]["dev_metrics_by_weight"][weights[0]])
+    ks = sorted({int(name.split("@")[1]) for name in metric_names})
     chosen = []
     for fold, fusion in enumerate(fusions):
         others = [other for position, other in enumerate(fusions) if position != fold] or [fusion]
-        mean_by_weight = {weight: statistics.fmean(other["dev_metrics_by_weight"][weight][metric] for other in others)
-                          for weight in weights}
-        weight = max(weights, key=lambda candidate: (mean_by_weight[candidate], -float(candidate)))
+        mean_by_weight = {weight: {name: statistics.fmean(other["dev_metrics_by_weight"][weight][name] for other in others)
+                                   for name in metric_names} for weight in weights}
+        weight = choose_fusion_weight(mean_by_weight, metric, ks)
         chosen.append((weight, fusion["dev_metrics_by_weight"][weight]))
     return chosen
 

@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
               "runs": [row for row in rows if row["difficulty"] is None],
               "by_difficulty": [row for row in rows if row["difficulty"] is not None]}
     print_tables(report["runs"], args.k)
+    print_difficulty_tables(report["by_difficulty"], args.k)
     write_report(report, report_dir, Path(args.output_json) if args.output_json else None, args.k)
 
 
@@ -211,6 +212,21 @@ def print_tables(runs: list[dict], ks) -> None:
         count = next(run["queries"] for run in runs if run["dataset"] == dataset)
         print(f"\n=== {dataset} ({count} queries) ===")
         print(metrics_table(runs, dataset, ks).to_string(float_format=lambda value: f"{value:.4f}"))
+
+
+def print_difficulty_tables(rows: list[dict], ks) -> None:
+    """hit and mrr at the middle k for each difficulty level, rankers side by side."""
+    k = sorted(ks)[len(ks) // 2]
+    for dataset in dict.fromkeys(row["dataset"] for row in rows):
+        cells: dict[str, dict[str, float]] = {}
+        for row in rows:
+            if row["dataset"] != dataset:
+                continue
+            for metric in ("hit", "mrr"):
+                label = f"difficulty {row['difficulty']} ({row['queries']} queries) {metric}@{k}"
+                cells.setdefault(row["name"], {})[label] = row["metrics"][f"{metric}@{k}"]
+        print(f"\n=== {dataset} by difficulty ===")
+        print(pd.DataFrame(cells).to_string(float_format=lambda value: f"{value:.4f}"))
 
 
 def new_report_dir(runs_root: str) -> Path:

@@ -66,6 +66,19 @@ def fused_scores(candidates: Candidates, reranker_scores: dict[str, np.ndarray],
     return {qid: fuse(candidates.first_stage_scores[qid], reranker_scores[qid], weight) for qid in candidates.ids}
 
 
+def choose_fusion_weight(metrics_by_weight: dict[str, dict[str, float]], metric: str, ks: Sequence[int]) -> str:
+    """The weight (a key such as "0.3") with the best `metric` among those no worse than the first stage.
+
+    "No worse" means hit@k and mrr@k at every k at least those of weight 0 (the first stage alone), so a
+    weak reranker cannot trade the top hit for a better average. Ties go to the smaller weight.
+    """
+    first_stage = metrics_by_weight["0.0"]
+    guarded = [f"{name}@{k}" for name in ("hit", "mrr") for k in ks]
+    safe = [weight for weight, metrics in metrics_by_weight.items()
+            if all(metrics[key] >= first_stage[key] - 1e-12 for key in guarded)]
+    return max(safe, key=lambda weight: (metrics_by_weight[weight][metric], -float(weight)))
+
+
 def _min_max(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:

@@ -20,7 +20,7 @@ from data_loading import Query
 from metrics import evaluate_rankings
 from negatives import TrainingGroup
 from pair_encoding import encode_pairs, pad_batch, score_pairs
-from pipeline import fused_scores, rank, rerank_scores, retrieve_candidates
+from pipeline import choose_fusion_weight, fused_scores, rank, rerank_scores, retrieve_candidates
 from retrieval import LexicalIndex
 
 logger = logging.getLogger(__name__)
@@ -147,15 +147,15 @@ class DevEvaluator:
         return rerank_scores(self._scorer(model), self.queries, self.candidates, self.corpus)
 
     def choose_fusion_weight(self, model, metric: str) -> dict:
-        """The fusion weight (0 = first stage only, 1 = reranker only) that maximises `metric` on dev.
+        """The fusion weight (0 = first stage only, 1 = reranker only) chosen on dev, with its metrics.
 
-        Ties go to the smaller weight: equal on dev, the first stage is the safer bet on unseen queries.
+        See `pipeline.choose_fusion_weight`: the best `metric` among weights no worse than the first stage.
         """
         reranker = self.candidate_scores(model)
         by_weight = {f"{weight:.1f}": self.ranking_metrics(fused_scores(self.candidates, reranker, weight))
                      for weight in FUSION_WEIGHTS}
-        best = max(FUSION_WEIGHTS, key=lambda weight: (by_weight[f"{weight:.1f}"][metric], -weight))
-        return {"weight": best, "metric": metric, "fused_dev_metrics": by_weight[f"{best:.1f}"],
+        best = choose_fusion_weight(by_weight, metric, self.ks)
+        return {"weight": float(best), "metric": metric, "fused_dev_metrics": by_weight[best],
                 "dev_metrics_by_weight": by_weight}
 
     def __call__(self, model) -> dict[str, float]:

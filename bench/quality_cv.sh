@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # 5-fold cross-validation of the training recipes on the sample data with the bundled model (CPU).
 # Usage: bash bench/quality_cv.sh [WORKDIR]   -- each recipe writes WORKDIR/<recipe>/reranker-cv-*/cv_results.json
-# The shared settings are scaled for 2 CPU cores (max_seq_length 128, 2 epochs); bench/QUALITY.md reports them.
+# The shared settings are scaled for 2 CPU cores (max_seq_length 128, 2 epochs, 8 pairs a step); QUALITY.md reports them.
+# RECIPES="bce listwise" bash bench/quality_cv.sh picks recipes.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 workdir="${1:-/tmp/quality}"
 mkdir -p "$workdir"
 common=(--corpus_csv "$repo/CLB_PROPTIT.csv" --train_xlsx "$repo/train_data_proptit.xlsx" --base_model bundled-minilm
-        --cv_folds 5 --max_seq_length 128 --epochs 2 --lr 1e-4 --gradient_accumulation_steps 2 --dev_top_n 20
-        --eval_batch_size 64 --logging_steps 5)
+        --cv_folds 5 --max_seq_length 128 --epochs 2 --lr 5e-5 --gradient_accumulation_steps 1 --dev_top_n 20
+        --eval_batch_size 64 --logging_steps 20)
 declare -A recipes=(
-  [bce]="--loss bce --batch_size 16"
-  [listwise]="--loss listwise --batch_size 4"
-  [bce_aug]="--loss bce --batch_size 16 --augment_with_answers"
-  [listwise_aug]="--loss listwise --batch_size 4 --augment_with_answers"
+  [bce]="--loss bce --batch_size 8"
+  [listwise]="--loss listwise --batch_size 2"
+  [bce_aug]="--loss bce --batch_size 8 --augment_with_answers"
+  [listwise_aug]="--loss listwise --batch_size 2 --augment_with_answers"
 )
 for name in ${RECIPES:-bce listwise bce_aug listwise_aug}; do
   echo "=== $name: ${recipes[$name]}"
