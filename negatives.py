@@ -71,11 +71,10 @@ def mine_training_groups(queries: Sequence[Query], index: LexicalIndex, doc_ids:
         positives = set(query.relevant_ids)
         ranked_ids = [int(doc_id) for doc_id in doc_ids[positions] if doc_id not in positives]
         hard_pool = ranked_ids[:hard_top_k]
-        hard_pool_set = set(hard_pool)
-        random_pool = [int(doc_id) for doc_id in doc_ids if doc_id not in positives and doc_id not in hard_pool_set]
+        not_random = positives | set(hard_pool)
         for positive_id in query.relevant_ids:
             hard = _sample(rng, hard_pool, num_hard)
-            random = _sample(rng, random_pool, num_random)
+            random = _sample_outside(rng, doc_ids, not_random, num_random)
             if len(hard) < num_hard or len(random) < num_random:
                 report.shortfalls.append(f"{query.qid}: {len(hard)} hard and {len(random)} random negatives "
                                          f"(asked {num_hard} and {num_random})")
@@ -87,6 +86,28 @@ def mine_training_groups(queries: Sequence[Query], index: LexicalIndex, doc_ids:
         logger.warning("%d group(s) got fewer negatives than asked, since the corpus has too few non-relevant "
                        "documents outside the hard pool; first: %s", len(report.shortfalls), report.shortfalls[0])
     return groups, report
+
+
+def _sample_outside(rng: np.random.Generator, doc_ids: np.ndarray, excluded: set[int], count: int) -> tuple[int, ...]:
+    """`count` distinct documents not in `excluded` (a subset of `doc_ids`).
+
+    Rejection sampling costs O(count) per query instead of listing the whole corpus, which dominated
+    mining on 100k documents; when few documents remain, they are listed and sampled exactly.
+    """
+    available = len(doc_ids) - len(excluded)
+    if count == 0 or available <= 0:
+        return ()
+    if available < 4 * count:
+        pool = [int(doc_id) for doc_id in doc_ids if doc_id not in excluded]
+        return _sample(rng, pool, count)
+    chosen: list[int] = []
+    taken = set(excluded)
+    while len(chosen) < count:
+        candidate = int(doc_ids[rng.integers(len(doc_ids))])
+        if candidate not in taken:
+            taken.add(candidate)
+            chosen.append(candidate)
+    return tuple(chosen)
 
 
 def _sample(rng: np.random.Generator, pool: list[int], count: int) -> tuple[int, ...]:

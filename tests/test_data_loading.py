@@ -131,15 +131,52 @@ def test_queries_missing_column(tmp_path):
         load_queries(path, {1: "a"})
 
 
-@pytest.mark.parametrize("script, flags", [
-    ("fine_tune_reranker.py", ["--base_model", "bundled-minilm"]),
-    ("main.py", ["--reranker", "none"]),
-])
-def test_scripts_exit_2_on_bad_data_and_write_nothing(tmp_path, script, flags):
-    corpus = write_corpus(tmp_path / "corpus.csv", GOOD_CORPUS + [(2, "trùng STT")])
-    queries = write_queries(tmp_path / "queries.xlsx", [query_row()])
-    query_flag = "--train_xlsx" if script == "fine_tune_reranker.py" else "--eval_xlsx"
-    result = run_script(script, "--corpus_csv", str(corpus), query_flag, str(queries), *flags, cwd=tmp_path)
+def bad_input_files(tmp_path, case):
+    """(corpus path, query path, expected message fragment) for one foundation bad-input case."""
+    corpus_rows, query_rows, fragment = GOOD_CORPUS, [query_row()], None
+    if case in BAD_CORPORA:
+        corpus_rows, fragments = BAD_CORPORA[case]
+        fragment = fragments[-1]
+    elif case in BAD_QUERIES:
+        query_rows, fragments = BAD_QUERIES[case]
+        fragment = fragments[-1]
+    corpus = write_corpus(tmp_path / "corpus.csv", corpus_rows)
+    queries = write_queries(tmp_path / "queries.xlsx", query_rows)
+    if case == "missing corpus file":
+        corpus, fragment = tmp_path / "absent.csv", "file not found"
+    elif case == "missing query file":
+        queries, fragment = tmp_path / "absent.xlsx", "file not found"
+    elif case == "corpus is not a CSV":
+        corpus.write_bytes(b"\xff\xfe\x00\x81binary")
+        fragment = "not readable as a UTF-8 CSV"
+    elif case == "queries are not an XLSX":
+        queries.write_text("Query\nabc\n", encoding="utf-8")
+        fragment = "not readable as an .xlsx workbook"
+    elif case == "corpus column missing":
+        corpus.write_text("id,text\n1,a\n", encoding="utf-8")
+        fragment = "missing column(s) ['STT', 'Văn bản']"
+    return corpus, queries, fragment
+
+
+CLI_CASES = [*BAD_CORPORA, *BAD_QUERIES, "missing corpus file", "missing query file", "corpus is not a CSV",
+             "queries are not an XLSX", "corpus column missing"]
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_training_cli_exits_2_on_every_bad_input_and_writes_nothing(tmp_path, case):
+    corpus, queries, fragment = bad_input_files(tmp_path, case)
+    result = run_script("fine_tune_reranker.py", "--corpus_csv", str(corpus), "--train_xlsx", str(queries),
+                        "--base_model", "bundled-minilm", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
-    assert "STT 2 repeats row 3" in result.stderr and "Traceback" not in result.stderr
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("case", ["duplicated STT", "unknown ground truth", "queries are not an XLSX"])
+def test_benchmark_cli_exits_2_on_bad_input_and_writes_nothing(tmp_path, case):
+    corpus, queries, fragment = bad_input_files(tmp_path, case)
+    result = run_script("main.py", "--corpus_csv", str(corpus), "--eval_xlsx", str(queries), "--reranker", "none",
+                        cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists()
