@@ -12,7 +12,6 @@ fused with the first stage. Prints tables and writes CSV, JSON and a chart under
 import argparse
 import json
 import logging
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +22,8 @@ from metrics import evaluate_rankings
 from model_loading import BUNDLED_MODEL_ALIAS, resolve_model_name
 from pipeline import fused_scores, rank, rerank_scores, retrieve_candidates
 from retrieval import RETRIEVER_METHODS, LexicalIndex
-from run_dirs import COMPLETION_MARKER, FUSION_FILE, is_complete, run_dirs_newest_first, write_json_atomic
+from run_dirs import (COMPLETION_MARKER, FUSION_FILE, REPORT_PREFIX, create_run_dir, is_complete, run_dirs_newest_first,
+                      write_json_atomic)
 
 logger = logging.getLogger("main")
 DEFAULT_EVAL_FILES = ("train_data_proptit.xlsx", "test_data_proptit.xlsx")
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         del reranker
 
     # Report: tables on screen, CSV/JSON/PNG on disk.
-    report_dir = Path(args.report_dir) if args.report_dir else new_report_dir(args.runs_root)
+    report_dir = Path(args.report_dir) if args.report_dir else create_run_dir(args.runs_root, prefix=REPORT_PREFIX)
     report = {"corpus_csv": args.corpus_csv, "retriever": args.retriever, "top_n": args.top_n, "k": args.k,
               "fine_tuned_reranker": str(fine_tuned_path) if fine_tuned_path else None,
               "pretrained_reranker": pretrained_name, "fusion_weight": fusion_weight,
@@ -227,20 +227,6 @@ def print_difficulty_tables(rows: list[dict], ks) -> None:
                 cells.setdefault(row["name"], {})[label] = row["metrics"][f"{metric}@{k}"]
         print(f"\n=== {dataset} by difficulty ===")
         print(pd.DataFrame(cells).to_string(float_format=lambda value: f"{value:.4f}"))
-
-
-def new_report_dir(runs_root: str) -> Path:
-    root = Path(runs_root)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1, 1000):
-        candidate = root / (f"eval-{stamp}" if attempt == 1 else f"eval-{stamp}-{attempt}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a report folder under {root}")
 
 
 def write_report(report: dict, report_dir: Path, output_json: Path | None, ks) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 RUN_PREFIX = "reranker-finetuned-"
 # Cross-validation folders get another prefix, so main.py never takes a fold for the finished model.
 CV_PREFIX = "reranker-cv-"
+REPORT_PREFIX = "eval-"
 COMPLETION_MARKER = "training_info.json"
 # The first-stage/reranker fusion weight chosen on the dev queries; main.py applies it.
 FUSION_FILE = "fusion.json"
@@ -38,7 +39,7 @@ def create_run_dir(runs_root: str | Path, now: datetime | None = None, prefix: s
             return candidate
         except FileExistsError:
             continue
-    raise RuntimeError(f"could not create a new run folder under {runs_root}")
+    raise RuntimeError(f"could not create a new folder under {runs_root}")
 
 
 def is_complete(run_dir: str | Path) -> bool:
