@@ -146,3 +146,16 @@ def test_cross_validation_reports_every_fold(small_data, tmp_path):
                  for fold in ("fold-1", "fold-2")]
     assert abs(dev_sizes[0] - dev_sizes[1]) <= 1
     assert "| fine_tuned |" in (cv_dir / "cv_results.md").read_text()
+
+
+def test_checkpoint_as_base_model_is_a_warm_start_in_a_new_folder(small_data, trained_run, tmp_path):
+    checkpoint = trained_run[0] / "checkpoint-2"
+    result = run_script("fine_tune_reranker.py", *data_flags(small_data), "--base_model", str(checkpoint),
+                        "--max_steps", "1", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs").glob("reranker-finetuned-*")
+    info = json.loads((run_dir / "training_info.json").read_text())
+    assert info["base_model"]["resolved"] == str(checkpoint)
+    state = json.loads((run_dir / "trainer_state.json").read_text())
+    assert state["global_step"] == 1  # A fresh schedule, not step 3 of the old run.
+    assert "newly initialized" not in result.stderr  # The trained head came along.
