@@ -12,6 +12,7 @@ is written last and marks the run as finished for `main.py`.
 import argparse
 import logging
 import platform
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -223,8 +224,6 @@ def cross_validate(args: argparse.Namespace, corpus: dict[int, str], queries: li
 
 def remove_model_files(run_dir: Path) -> None:
     """Drops a fold's weights and checkpoints (GBs for large models); its metrics stay."""
-    import shutil
-
     for checkpoint in run_dir.glob("checkpoint-*"):
         shutil.rmtree(checkpoint)
     for weights in ("model.safetensors", "pytorch_model.bin"):

@@ -15,6 +15,8 @@ declare -A recipes=(
   [listwise]="--loss listwise --batch_size 2"
   [bce_aug]="--loss bce --batch_size 8 --augment_with_answers"
   [listwise_aug]="--loss listwise --batch_size 2 --augment_with_answers"
+  # A longer, hotter schedule: later flags override the shared ones.
+  [bce_long]="--loss bce --batch_size 8 --epochs 5 --lr 1e-4"
 )
 for name in ${RECIPES:-bce listwise bce_aug listwise_aug}; do
   echo "=== $name: ${recipes[$name]}"
