@@ -43,8 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Query XLSX with columns Query, Ground truth document, Ground truth answer, Difficulty.")
     data.add_argument("--dev_ratio", type=float, default=0.2,
                       help="Share of queries held out to evaluate and pick the best checkpoint; 0 trains on all.")
-    data.add_argument("--augment_with_answers", action="store_true",
-                      help="Also train on each training query's ground-truth answer as an extra query.")
+    # On by default: it won 4 of 5 folds on dev mrr@5 in bench/QUALITY.md's cross-validation.
+    data.add_argument("--augment_with_answers", action=argparse.BooleanOptionalAction, default=True,
+                      help="Also train on each training query's ground-truth answer as an extra query "
+                           "(--no-augment_with_answers turns it off).")
     negatives = parser.add_argument_group("negatives")
     negatives.add_argument("--num_hard_negatives", type=int, default=2, help="Hard negatives per positive pair.")
     negatives.add_argument("--num_random_negatives", type=int, default=1, help="Random negatives per positive pair.")

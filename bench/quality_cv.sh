@@ -11,12 +11,12 @@ common=(--corpus_csv "$repo/CLB_PROPTIT.csv" --train_xlsx "$repo/train_data_prop
         --cv_folds 5 --max_seq_length 128 --epochs 2 --lr 5e-5 --gradient_accumulation_steps 1 --dev_top_n 20
         --eval_batch_size 64 --logging_steps 20)
 declare -A recipes=(
-  [bce]="--loss bce --batch_size 8"
-  [listwise]="--loss listwise --batch_size 2"
+  [bce]="--loss bce --batch_size 8 --no-augment_with_answers"
+  [listwise]="--loss listwise --batch_size 2 --no-augment_with_answers"
   [bce_aug]="--loss bce --batch_size 8 --augment_with_answers"
   [listwise_aug]="--loss listwise --batch_size 2 --augment_with_answers"
   # A longer, hotter schedule: later flags override the shared ones.
-  [bce_long]="--loss bce --batch_size 8 --epochs 5 --lr 1e-4"
+  [bce_long]="--loss bce --batch_size 8 --epochs 5 --lr 1e-4 --no-augment_with_answers"
 )
 for name in ${RECIPES:-bce listwise bce_aug listwise_aug}; do
   echo "=== $name: ${recipes[$name]}"
