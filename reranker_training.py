@@ -146,19 +146,24 @@ class DevEvaluator:
         """The model's score of each dev query's candidates, in candidate order."""
         return rerank_scores(self._scorer(model), self.queries, self.candidates, self.corpus)
 
-    def choose_fusion_weight(self, model, metric: str) -> dict:
-        """The fusion weight (0 = first stage only, 1 = reranker only) chosen on dev, with its metrics.
+    def __call__(self, model) -> dict[str, float]:
+        return self._metrics(model, self.candidate_scores(model))
 
-        See `pipeline.choose_fusion_weight`: the best `metric` among weights no worse than the first stage.
+    def evaluate_with_fusion(self, model, metric: str) -> tuple[dict[str, float], dict]:
+        """The final metrics and the fusion weight chosen on dev, from one scoring of the candidates.
+
+        The weight (0 = first stage only, 1 = reranker only) follows `pipeline.choose_fusion_weight`: the
+        best `metric` among weights no worse than the first stage.
         """
         reranker = self.candidate_scores(model)
         by_weight = {f"{weight:.1f}": self.ranking_metrics(fused_scores(self.candidates, reranker, weight))
                      for weight in FUSION_WEIGHTS}
         best = choose_fusion_weight(by_weight, metric, self.ks)
-        return {"weight": float(best), "metric": metric, "fused_dev_metrics": by_weight[best],
-                "dev_metrics_by_weight": by_weight}
+        fusion = {"weight": float(best), "metric": metric, "fused_dev_metrics": by_weight[best],
+                  "dev_metrics_by_weight": by_weight}
+        return self._metrics(model, reranker), fusion
 
-    def __call__(self, model) -> dict[str, float]:
+    def _metrics(self, model, candidate_scores: dict[str, np.ndarray]) -> dict[str, float]:
         probabilities = 1.0 / (1.0 + np.exp(-self._scorer(model)(self.labelled_pairs)))
         positive, negative = probabilities[self.labels == 1.0], probabilities[self.labels == 0.0]
         metrics = {
@@ -167,7 +172,7 @@ class DevEvaluator:
             "avg_neg_score": float(negative.mean()) if negative.size else 0.0,
         }
         metrics["margin"] = metrics["avg_pos_score"] - metrics["avg_neg_score"]
-        metrics.update(self.ranking_metrics(self.candidate_scores(model)))
+        metrics.update(self.ranking_metrics(candidate_scores))
         return metrics
 
     def _scorer(self, model):

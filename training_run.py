@@ -145,10 +145,9 @@ def train_reranker(args, corpus, train_groups, dev_queries, dev_groups, index, d
                        "<same flags> --resume_from_checkpoint %s", latest, run_dir, run_dir / f"checkpoint-{latest}")
         return None
 
-    final = dev_evaluator(trainer.model) if has_dev else {}
-    dev_metrics, fusion = dict(final), None
+    final, fusion = dev_evaluator.evaluate_with_fusion(trainer.model, args.metric_for_best_model) if has_dev else ({}, None)
+    dev_metrics = dict(final)
     if has_dev:
-        fusion = dev_evaluator.choose_fusion_weight(trainer.model, args.metric_for_best_model)
         dev_metrics.update(baseline=baseline, metric_for_best_model=args.metric_for_best_model,
                            first_stage=dev_evaluator.first_stage_metrics(), fused=fusion["fused_dev_metrics"])
         logger.info("dev metrics after fine-tuning: %s", _brief(final))
