@@ -15,7 +15,6 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from distributed import is_main_process, run_on_main
 from errors import CheckpointError, KitError, run_cli
+from augmentation import answers_as_queries, passages_as_queries
 from data_loading import Query, load_corpus, load_queries
 from model_loading import BUNDLED_MODEL_ALIAS, resolve_model_name
 from negatives import mine_training_groups
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--augment_with_answers", action=argparse.BooleanOptionalAction, default=True,
                       help="Also train on each training query's ground-truth answer as an extra query "
                            "(--no-augment_with_answers turns it off).")
+    data.add_argument("--pseudo_queries_per_document", type=int, default=0,
+                      help="Also train on up to N sentences of every corpus document, each as a query whose "
+                           "relevant document is the one it came from (0: off).")
     negatives = parser.add_argument_group("negatives")
     negatives.add_argument("--num_hard_negatives", type=int, default=2, help="Hard negatives per positive pair.")
     negatives.add_argument("--num_random_negatives", type=int, default=1, help="Random negatives per positive pair.")
@@ -113,7 +116,8 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--dev_ratio must be in [0, 1), got {args.dev_ratio}")
     if not 0 <= args.warmup_ratio <= 1:
         parser.error(f"--warmup_ratio must be in [0, 1], got {args.warmup_ratio}")
-    for flag in ("num_hard_negatives", "num_random_negatives", "dataloader_num_workers", "early_stopping_patience"):
+    for flag in ("num_hard_negatives", "num_random_negatives", "dataloader_num_workers", "early_stopping_patience",
+                 "pseudo_queries_per_document"):
         if getattr(args, flag) < 0:
             parser.error(f"--{flag} must be 0 or more, got {getattr(args, flag)}")
     for flag in ("hard_neg_top_k", "batch_size", "gradient_accumulation_steps", "eval_steps", "save_steps",
@@ -167,8 +171,11 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
               run_dir: Path, resume_checkpoint: Path | None = None) -> dict:
     """Mines negatives, trains, evaluates and writes one run's folder; returns its results."""
     started = time.time()
+    labelled_train_queries = len(train_queries)
     if args.augment_with_answers:
         train_queries = train_queries + answers_as_queries(train_queries)
+    # The corpus belongs to no split: its sentences may join the training side of every split and fold.
+    train_queries = train_queries + passages_as_queries(corpus, args.pseudo_queries_per_document)
 
     # Negatives: one lexical index over the corpus, every query scored in one batch.
     doc_ids = list(corpus)
@@ -194,7 +201,8 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
         raise
     if results is None:
         sys.exit(130)  # Interrupted: a checkpoint was saved and the run can be resumed.
-    results["data"] = {"documents": len(corpus), "train_queries": len(train_queries),
+    results["data"] = {"documents": len(corpus), "train_queries": labelled_train_queries,
+                       "augmented_train_queries": len(train_queries),
                        "dev_queries": len(dev_queries), "train_pairs": train_report.as_dict(),
                        "dev_pairs": dev_report.as_dict()}
     finish_run(args, run_dir, results, started)
@@ -250,15 +258,6 @@ def split_queries(queries: list[Query], dev_ratio: float, seed: int) -> tuple[li
     train = [query for position, query in enumerate(queries) if position not in dev_positions]
     dev = [query for position, query in enumerate(queries) if position in dev_positions]
     return train, dev
-
-
-def answers_as_queries(queries: list[Query]) -> list[Query]:
-    """Each ground-truth answer as an extra query with the same relevant documents.
-
-    Answers are well-formed sentences about the same facts, so they add phrasings the informal queries
-    lack; they only ever join the training side of the split.
-    """
-    return [replace(query, qid=f"{query.qid}:answer", text=query.answer) for query in queries if query.answer]
 
 
 def effective_hard_top_k(requested: int, num_documents: int) -> int:

@@ -39,7 +39,8 @@ def write_model_card(path: Path, info: dict, dev_metrics: dict) -> None:
         "# Fine-tuned cross-encoder reranker",
         "",
         f"Fine-tuned from `{info['base_model']['name']}` (resolved to `{info['base_model']['resolved']}`) with "
-        f"`fine_tune_reranker.py`, loss `{args['loss']}`, {info['data']['train_queries']} training queries and "
+        f"`fine_tune_reranker.py`, loss `{args['loss']}`, {info['data']['train_queries']} training queries "
+        f"({info['data']['augmented_train_queries']} with the answers and corpus sentences added as queries) and "
         f"{info['data']['dev_queries']} held-out dev queries from `{Path(args['train_xlsx']).name}` over the "
         f"{info['data']['documents']} documents of `{Path(args['corpus_csv']).name}`.",
         "",

@@ -9,7 +9,9 @@ workdir="${1:-/tmp/quality}"
 mkdir -p "$workdir"
 common=(--corpus_csv "$repo/CLB_PROPTIT.csv" --train_xlsx "$repo/train_data_proptit.xlsx" --base_model bundled-minilm
         --cv_folds 5 --max_seq_length 128 --epochs 2 --lr 5e-5 --gradient_accumulation_steps 1 --dev_top_n 20
-        --eval_batch_size 64 --logging_steps 20)
+        --eval_batch_size 64 --logging_steps 20
+        # Off unless a recipe turns it on, so the recipes mean the same whatever the script's defaults.
+        --pseudo_queries_per_document 0)
 declare -A recipes=(
   [bce]="--loss bce --batch_size 8 --no-augment_with_answers"
   [listwise]="--loss listwise --batch_size 2 --no-augment_with_answers"
@@ -17,6 +19,9 @@ declare -A recipes=(
   [listwise_aug]="--loss listwise --batch_size 2 --augment_with_answers"
   # A longer, hotter schedule: later flags override the shared ones.
   [bce_long]="--loss bce --batch_size 8 --epochs 5 --lr 1e-4 --no-augment_with_answers"
+  # The answers plus the first four sentences of every document as extra training queries.
+  [bce_aug_psg]="--loss bce --batch_size 8 --augment_with_answers --pseudo_queries_per_document 4"
+  [listwise_aug_psg]="--loss listwise --batch_size 2 --augment_with_answers --pseudo_queries_per_document 4"
 )
 for name in ${RECIPES:-bce listwise bce_aug listwise_aug}; do
   echo "=== $name: ${recipes[$name]}"

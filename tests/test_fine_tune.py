@@ -6,7 +6,9 @@ import shutil
 import pytest
 from safetensors.torch import load_file
 
+from augmentation import passages_as_queries
 from conftest import QUICK, data_flags, run_script
+from data_loading import load_corpus
 
 def test_bundled_smoke_run_writes_every_output(trained_run):
     run_dir, result = trained_run
@@ -19,6 +21,11 @@ def test_bundled_smoke_run_writes_every_output(trained_run):
     assert info["status"] == "complete" and info["arguments"]["max_steps"] == 4
     assert info["base_model"]["name"] == "bundled-minilm" and info["base_model"]["resolved"].endswith("model")
     assert info["data"]["train_pairs"]["positive_pairs"] > 0 and info["data"]["dev_queries"] > 0
+    # Training queries = the labelled ones, their answers, and the corpus sentences the flags ask for.
+    corpus_sentences = passages_as_queries(load_corpus(info["arguments"]["corpus_csv"]),
+                                           info["arguments"]["pseudo_queries_per_document"])
+    assert info["data"]["augmented_train_queries"] == 2 * info["data"]["train_queries"] + len(corpus_sentences)
+    assert info["data"]["train_pairs"]["queries"] == info["data"]["augmented_train_queries"]
     assert {"torch", "transformers", "FlagEmbedding"} <= set(info["library_versions"])
     assert info["wall_time_s"] > 0 and info["peak_memory_gib"]["process_rss"] > 0
     dev = json.loads((run_dir / "dev_metrics.json").read_text())
@@ -97,6 +104,7 @@ def test_resume_continues_the_interrupted_run_exactly(small_data, tmp_path):
     (["--fp16", "--bf16"], "exclude each other"),
     (["--dev_ratio", "1.5"], "--dev_ratio must be in [0, 1)"),
     (["--num_hard_negatives", "-1"], "--num_hard_negatives must be 0 or more"),
+    (["--pseudo_queries_per_document", "-2"], "--pseudo_queries_per_document must be 0 or more"),
     (["--num_hard_negatives", "0", "--num_random_negatives", "0"], "no negatives requested"),
     (["--batch_size", "0"], "--batch_size must be 1 or more"),
     (["--max_steps", "0"], "--max_steps must be -1"),
