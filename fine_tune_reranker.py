@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--augment_with_answers", action=argparse.BooleanOptionalAction, default=True,
                       help="Also train on each training query's ground-truth answer as an extra query "
                            "(--no-augment_with_answers turns it off).")
-    data.add_argument("--pseudo_queries_per_document", type=int, default=0,
+    # 4 by default: with it the bundled model learns to rank at all (bench/QUALITY.md), without it it does not.
+    data.add_argument("--pseudo_queries_per_document", type=int, default=4,
                       help="Also train on up to N sentences of every corpus document, each as a query whose "
                            "relevant document is the one it came from (0: off).")
     negatives = parser.add_argument_group("negatives")

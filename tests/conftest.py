@@ -92,6 +92,11 @@ QUICK = ["--max_seq_length", "96", "--batch_size", "8", "--gradient_accumulation
          "--save_steps", "2", "--dev_top_n", "5", "--logging_steps", "1", "--eval_batch_size", "64"]
 
 
+# README's quick start: bench/quality_cv.sh's CPU settings, about 10 minutes on 2 cores.
+CPU_RECIPE = ["--base_model", "bundled-minilm", "--max_seq_length", "128", "--epochs", "2", "--lr", "5e-5",
+              "--batch_size", "8", "--gradient_accumulation_steps", "1"]
+
+
 def data_flags(small_data):
     return ["--corpus_csv", str(small_data["corpus"]), "--train_xlsx", str(small_data["train"])]
 

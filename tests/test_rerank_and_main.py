@@ -111,10 +111,10 @@ def test_main_bad_input_exits_2(small_data, tmp_path, flags, message):
 @pytest.mark.slow
 def test_quick_start_on_the_shipped_data(tmp_path):
     """README's quick start at full data size, capped at 20 steps (about 10 minutes on 2 CPU cores)."""
-    from conftest import CORPUS_CSV, TEST_XLSX, TRAIN_XLSX
+    from conftest import CORPUS_CSV, CPU_RECIPE, TEST_XLSX, TRAIN_XLSX
 
     trained = run_script("fine_tune_reranker.py", "--corpus_csv", str(CORPUS_CSV), "--train_xlsx", str(TRAIN_XLSX),
-                         "--base_model", "bundled-minilm", "--max_steps", "20", cwd=tmp_path, timeout=3000)
+                         *CPU_RECIPE, "--max_steps", "20", cwd=tmp_path, timeout=3000)
     assert trained.returncode == 0, trained.stderr[-3000:]
     result = run_script("main.py", "--corpus_csv", str(CORPUS_CSV), "--eval_xlsx", str(TRAIN_XLSX),
                         "--eval_xlsx", str(TEST_XLSX), cwd=tmp_path, timeout=3000)
