@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements bench/RESULTS.md could not make without a GPU: XLM-RoBERTa-large shape (random
-# weights), training ours vs seed-style, the T4 recipe's peak memory, and inference. One H100/H200 call,
-# about 5 minutes after the machine starts. Figures land in $OUT (or ./bench_gpu_out when OUT is unset).
+# weights), training ours vs seed-style, the T4 recipe's peak memory, inference and a step profile. One call,
+# about 7 minutes after the machine starts. Figures land in $OUT (or ./bench_gpu_out when OUT is unset).
 #
 # Before the device call, here in the project root (once):
 #   bash ../shared/gpu-wheels.sh && echo /.whl/ >> .git/info/exclude
@@ -33,3 +33,10 @@ python3 bench/bench_training.py $XL --paths ours --fp16 --gradient_checkpointing
 # 3. Inference over all 2,000 sample pairs (fp16, batch 32): length-sorted >= 1.3x padded.
 python3 bench/bench_inference.py --model xlmr-large-random --device cuda --max_pairs 0 --repeats 3 2>&1 \
   | tee "$OUT/inference.txt"
+
+# 4. The lead: where a batch-32 bf16 step goes with the word embeddings trainable vs frozen, with the fused
+#    AdamW training_run.py uses on a GPU and with the foreach AdamW (the Trainer's adamw_torch).
+python3 bench/profile_step.py --device cuda --bf16 --batch_size 32 --json "$OUT/profile_fused.json" 2>&1 \
+  | tee "$OUT/profile_fused.txt"
+python3 bench/profile_step.py --device cuda --bf16 --batch_size 32 --optimizer foreach \
+  --json "$OUT/profile_foreach.json" 2>&1 | tee "$OUT/profile_foreach.txt"
