@@ -102,7 +102,9 @@ def train_reranker(args, corpus, train_groups, dev_queries, dev_groups, index, d
         data_seed=args.seed,
         dataloader_num_workers=args.dataloader_num_workers,
         dataloader_pin_memory=use_cuda,
-        optim="adamw_torch_fused" if use_cuda else "adamw_torch",
+        # Fused AdamW on CPU too: with a 256M-parameter embedding matrix trainable, the foreach AdamW step
+        # took 11x longer on CPU (bench/RESULTS.md, section 4).
+        optim="adamw_torch_fused",
         # use_cpu lets accelerate see a CPU torchrun launch as multi-process (gloo) data parallelism.
         use_cpu=not use_cuda,
         ddp_find_unused_parameters=False,

@@ -138,7 +138,7 @@ def run_path(args) -> dict:
             gradient_checkpointing_kwargs={"use_reentrant": False}, group_by_length=True,
             length_column_name="length", remove_unused_columns=False, eval_strategy="no", save_strategy="no",
             logging_strategy="no", report_to="none", seed=42, data_seed=42, dataloader_pin_memory=cuda,
-            optim="adamw_torch_fused" if cuda else "adamw_torch", disable_tqdm=True, use_cpu=not cuda)
+            optim="adamw_torch_fused", disable_tqdm=True, use_cpu=not cuda)
         trainer = CountingTrainer(model=model, args=training_args, train_dataset=dataset, data_collator=collator,
                                   processing_class=tokenizer, loss="bce")
         clock = StepClock(trainer.counts, cuda)
