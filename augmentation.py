@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from data_loading import Query
 
-# A sentence ends at . ! ? ; : or a line break followed by whitespace, so "100.000" and "v1.2" stay whole.
+# A sentence ends at . ! ? ; : … followed by whitespace, or at a line break, so "100.000" and "v1.2" stay whole.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?;:…])\s+|\s*\n+\s*")
 # Shorter pieces ("Lưu ý:") name a topic rather than ask about it.
 MIN_SENTENCE_WORDS = 6

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from augmentation import answers_as_queries, passages_as_queries
 from distributed import is_main_process, run_on_main
 from errors import CheckpointError, KitError, run_cli
-from augmentation import answers_as_queries, passages_as_queries
 from data_loading import Query, load_corpus, load_queries
 from model_loading import BUNDLED_MODEL_ALIAS, resolve_model_name
 from negatives import mine_training_groups
