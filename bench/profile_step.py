@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import XLMR_RANDOM, load_model, machine_line, sample_pairs, table  # noqa: E402
+from _common import XLMR_RANDOM, load_model, machine_line, sample_pairs, table, train_unigram_tokenizer  # noqa: E402
 
 PHASES = ("forward", "backward", "unscale", "clip", "optimizer", "zero_grad")
 
@@ -122,7 +122,7 @@ def main():
 
     from pair_encoding import encode_pairs, pad_batch
 
-    _, tokenizer, _ = load_model(XLMR_RANDOM, num_layers=1)
+    tokenizer = train_unigram_tokenizer()  # The one load_model gives the XLM-R shape.
     pairs = sample_pairs()
     needed = (args.steps + 3) * args.batch_size
     # Real pair lengths, shuffled so each step sees a typical mix; labels 1 for every fourth pair, as mined.
