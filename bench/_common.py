@@ -1,7 +1,8 @@
 """Helpers shared by the benchmark scripts: paths, sample data, models built offline, tables, memory.
 
-Nothing here downloads anything. Models come from `model_loading.load_cross_encoder` (the bundled
-MiniLM or a local folder) or are built from a config with random weights (`xlmr-large-random`).
+Nothing here downloads anything. Models come from `reranker_kit.models.loading.load_cross_encoder` (the
+bundled MiniLM or a local folder) or are built from a config with random weights (`xlmr-large-random`).
+Run the scripts after `pip install -e .`, so that `reranker_kit` imports from anywhere.
 """
 
 import json
@@ -12,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from reranker_kit.testing import REPOSITORY_ROOT as ROOT
+from reranker_kit.testing import XLMR_LARGE_SHAPE, train_unigram_tokenizer, xlmr_classifier
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "newly initialized head" advice in the tables
@@ -22,14 +23,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "newly initialize
 CORPUS_CSV = ROOT / "CLB_PROPTIT.csv"
 TRAIN_XLSX = ROOT / "train_data_proptit.xlsx"
 XLMR_RANDOM = "xlmr-large-random"
-# XLM-RoBERTa-large, the shape of namdp-ptit/ViRanker and BAAI/bge-reranker-v2-m3 (568M parameters).
-XLMR_LARGE_SHAPE = dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, intermediate_size=4096,
-                        vocab_size=250002, max_position_embeddings=514)
 
 
 def load_sample():
     """(corpus {id: text}, train queries) of the shipped sample data."""
-    from data_loading import load_corpus, load_queries
+    from reranker_kit.data.loading import load_corpus, load_queries
 
     corpus = load_corpus(CORPUS_CSV)
     return corpus, load_queries(TRAIN_XLSX, corpus)
@@ -40,30 +38,6 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train_unigram_tokenizer(vocab_size: int = 2000):
-    """A small cased Unigram tokenizer trained on the sample texts, wrapped as XLMRobertaTokenizerFast.
-
-    The same recipe as tests/conftest.py's tiny_xlmr_model: there is no XLM-R tokenizer offline. Its ids
-    only use the first `vocab_size` rows of the 250,002-row embedding matrix; what matters for speed and
-    memory is the matrix size and the pair lengths, which stay near one token per syllable.
-    """
-    import pandas as pd
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import XLMRobertaTokenizerFast
-
-    texts = pd.read_csv(CORPUS_CSV)["Văn bản"].tolist() + pd.read_excel(TRAIN_XLSX)["Query"].tolist()
-    tokenizer = Tokenizer(models.Unigram())
-    tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tokenizer.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=special,
-                                                                 unk_token="<unk>", show_progress=False))
-    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    return XLMRobertaTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-                                   cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-                                   model_max_length=512)
-
-
 def load_model(name: str, num_layers: int | None = None, attn_implementation: str | None = None):
     """(model, tokenizer, description) in fp32 on the CPU.
 
@@ -71,20 +45,15 @@ def load_model(name: str, num_layers: int | None = None, attn_implementation: st
     weights; `num_layers` overrides its 24 layers so it can run on a CPU).
     """
     if name == XLMR_RANDOM:
-        from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
-
         shape = dict(XLMR_LARGE_SHAPE)
         if num_layers:
             shape["num_hidden_layers"] = num_layers
-        config = XLMRobertaConfig(**shape, num_labels=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
-        if attn_implementation:
-            config._attn_implementation = attn_implementation
-        model = XLMRobertaForSequenceClassification(config)
+        model = xlmr_classifier(shape, attn_implementation)
         tokenizer = train_unigram_tokenizer()
         description = (f"{XLMR_RANDOM} ({shape['num_hidden_layers']} layers, hidden 1024, vocab 250002, random "
                        f"weights; Unigram tokenizer trained on the sample)")
     else:
-        from model_loading import load_cross_encoder, resolve_model_name
+        from reranker_kit.models.loading import load_cross_encoder, resolve_model_name
 
         if attn_implementation:
             # BERT-family classes fix their attention at construction, so ask for it while loading; otherwise
@@ -104,7 +73,7 @@ def load_model(name: str, num_layers: int | None = None, attn_implementation: st
 
 def sample_pairs(top_n: int = 20, method: str = "bm25"):
     """Real (query, document) pairs: each sample train query with its first-stage top `top_n` documents."""
-    from retrieval import LexicalIndex
+    from reranker_kit.retrieval import LexicalIndex
 
     corpus, queries = load_sample()
     doc_ids = list(corpus)

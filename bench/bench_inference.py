@@ -16,8 +16,6 @@ The runs alternate (dynamic, padded, dynamic, padded ...) `--repeats` times afte
 each, and pairs/s is the total over the repeats.
 """
 
-import _common  # noqa: F401  (puts the repository root on sys.path)
-
 import argparse
 import time
 
@@ -29,7 +27,7 @@ from _common import XLMR_RANDOM, load_model, machine_line, sample_pairs, table
 
 def padded_scores(model, tokenizer, pairs, max_length: int, batch_size: int) -> tuple[np.ndarray, int]:
     """Seed-style scoring: every pair padded to max_length, batches in input order. Returns (scores, tokens)."""
-    from pair_encoding import _silence_pad_advice, encode_pairs
+    from reranker_kit.models.pair_encoding import _silence_pad_advice, encode_pairs
 
     device = next(model.parameters()).device
     encoded = encode_pairs(tokenizer, pairs, max_length)
@@ -49,7 +47,7 @@ def padded_scores(model, tokenizer, pairs, max_length: int, batch_size: int) -> 
 
 def dynamic_tokens(tokenizer, pairs, max_length: int, batch_size: int) -> tuple[int, int, float]:
     """(real tokens, tokens computed by length-sorted dynamic batches, mean pair length)."""
-    from pair_encoding import encode_pairs
+    from reranker_kit.models.pair_encoding import encode_pairs
 
     lengths = np.array(sorted((len(item["input_ids"]) for item in encode_pairs(tokenizer, pairs, max_length)),
                               reverse=True))
@@ -58,7 +56,7 @@ def dynamic_tokens(tokenizer, pairs, max_length: int, batch_size: int) -> tuple[
     return int(lengths.sum()), computed, float(lengths.mean())
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="bundled-minilm", help=f"bundled-minilm, {XLMR_RANDOM}, or a local model folder.")
     parser.add_argument("--num_layers", type=int, help=f"Override the 24 layers of {XLMR_RANDOM} (CPU validation).")
@@ -71,24 +69,87 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU).")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return parser.parse_args(argv)
 
-    from pair_encoding import position_limit, score_pairs
 
-    pairs = sample_pairs(args.top_n)
+def chosen_pairs(top_n: int, max_pairs: int, seed: int) -> tuple[list, int]:
+    """(the pairs to score, how many there were before the seeded random subset)."""
+    pairs = sample_pairs(top_n)
     total_pairs = len(pairs)
-    if 0 < args.max_pairs < len(pairs):
-        keep = np.sort(np.random.default_rng(args.seed).choice(len(pairs), size=args.max_pairs, replace=False))
+    if 0 < max_pairs < len(pairs):
+        keep = np.sort(np.random.default_rng(seed).choice(len(pairs), size=max_pairs, replace=False))
         pairs = [pairs[i] for i in keep]
-    torch.manual_seed(args.seed)
-    model, tokenizer, description = load_model(args.model, args.num_layers)
-    device = torch.device(args.device)
-    half = device.type == "cuda" and not args.fp32
+    return pairs, total_pairs
+
+
+def place_model(model, device_name: str, fp32: bool) -> tuple[torch.device, bool]:
+    """Moves the model to its device in eval mode, in fp16 on a GPU unless fp32 is asked. Returns (device, half)."""
+    device = torch.device(device_name)
+    half = device.type == "cuda" and not fp32
     if half:
         model.half()
     model.to(device).eval()
+    return device, half
+
+
+def time_paths(model, tokenizer, pairs, max_length: int, batch_size: int, repeats: int):
+    """Scores the pairs both ways, alternating, after one untimed warm-up batch each.
+
+    Returns (seconds per path summed over the repeats, scores per path, tokens the padded path computed).
+    """
+    from reranker_kit.models.pair_encoding import score_pairs
+
+    warm = pairs[:min(len(pairs), batch_size)]
+    score_pairs(model, tokenizer, warm, max_length, batch_size)
+    padded_scores(model, tokenizer, warm, max_length, batch_size)
+
+    elapsed = {"dynamic": 0.0, "padded": 0.0}
+    for repeat in range(repeats):
+        started = time.perf_counter()
+        dynamic = score_pairs(model, tokenizer, pairs, max_length, batch_size)
+        dynamic_s = time.perf_counter() - started
+        started = time.perf_counter()
+        padded, padded_computed = padded_scores(model, tokenizer, pairs, max_length, batch_size)
+        padded_s = time.perf_counter() - started
+        elapsed["dynamic"] += dynamic_s
+        elapsed["padded"] += padded_s
+        print(f"repeat {repeat + 1}: dynamic {dynamic_s:.2f} s, padded {padded_s:.2f} s, "
+              f"ratio {padded_s / dynamic_s:.2f}x", flush=True)
+    print()
+    return elapsed, {"dynamic": dynamic, "padded": padded}, padded_computed
+
+
+def report(elapsed: dict, scores: dict, repeats: int, real_tokens: int, computed: dict) -> None:
+    """The comparison table, the score agreement and the verdict against the 1.3x target."""
+    dynamic, padded = scores["dynamic"], scores["padded"]
+    scored = len(dynamic) * repeats
+    rate = {name: scored / seconds for name, seconds in elapsed.items()}
+    rows = [
+        ["padded to max_length (seed)", f"{elapsed['padded']:.2f}", f"{rate['padded']:.1f}", computed["padded"],
+         f"{real_tokens / computed['padded']:.1%}", "1.00x"],
+        ["length-sorted dynamic (ours)", f"{elapsed['dynamic']:.2f}", f"{rate['dynamic']:.1f}", computed["dynamic"],
+         f"{real_tokens / computed['dynamic']:.1%}", f"{rate['dynamic'] / rate['padded']:.2f}x"],
+    ]
+    print(table(rows, ["path", "seconds", "pairs/s", "tokens computed", "real share", "vs padded"]))
+    diff = float(np.max(np.abs(dynamic - padded)))
+    print(f"\nsame scores: max |dynamic - padded| = {diff:.2e} over {len(dynamic)} pairs "
+          f"(score range {float(dynamic.min()):.3f}..{float(dynamic.max()):.3f})")
+    ratio = rate["dynamic"] / rate["padded"]
+    verdict = f"MET ({ratio / 1.3:.2f}x the target)" if ratio >= 1.3 else f"MISSED ({ratio:.2f}x < 1.3x)"
+    print(f"target length-sorted >= 1.3x padded: {ratio:.2f}x -> {verdict}")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from reranker_kit.models.pair_encoding import position_limit
+
+    pairs, total_pairs = chosen_pairs(args.top_n, args.max_pairs, args.seed)
+    torch.manual_seed(args.seed)
+    model, tokenizer, description = load_model(args.model, args.num_layers)
+    device, half = place_model(model, args.device, args.fp32)
     max_length = min(args.max_length, position_limit(model.config))
     real_tokens, dynamic_computed, mean_length = dynamic_tokens(tokenizer, pairs, max_length, args.batch_size)
 
@@ -98,39 +159,8 @@ def main(argv=None) -> None:
     print(f"pairs: {len(pairs)} of {total_pairs} (sample train queries x BM25 top {args.top_n}), mean length "
           f"{mean_length:.0f} tokens, max_length {max_length}, batch {args.batch_size}, repeats {args.repeats}\n")
 
-    warm = pairs[:min(len(pairs), args.batch_size)]
-    score_pairs(model, tokenizer, warm, max_length, args.batch_size)
-    padded_scores(model, tokenizer, warm, max_length, args.batch_size)
-
-    elapsed = {"dynamic": 0.0, "padded": 0.0}
-    for repeat in range(args.repeats):
-        started = time.perf_counter()
-        dynamic = score_pairs(model, tokenizer, pairs, max_length, args.batch_size)
-        dynamic_s = time.perf_counter() - started
-        started = time.perf_counter()
-        padded, padded_computed = padded_scores(model, tokenizer, pairs, max_length, args.batch_size)
-        padded_s = time.perf_counter() - started
-        elapsed["dynamic"] += dynamic_s
-        elapsed["padded"] += padded_s
-        print(f"repeat {repeat + 1}: dynamic {dynamic_s:.2f} s, padded {padded_s:.2f} s, "
-              f"ratio {padded_s / dynamic_s:.2f}x", flush=True)
-    print()
-
-    scored = len(pairs) * args.repeats
-    rate = {name: scored / seconds for name, seconds in elapsed.items()}
-    rows = [
-        ["padded to max_length (seed)", f"{elapsed['padded']:.2f}", f"{rate['padded']:.1f}", padded_computed,
-         f"{real_tokens / padded_computed:.1%}", "1.00x"],
-        ["length-sorted dynamic (ours)", f"{elapsed['dynamic']:.2f}", f"{rate['dynamic']:.1f}", dynamic_computed,
-         f"{real_tokens / dynamic_computed:.1%}", f"{rate['dynamic'] / rate['padded']:.2f}x"],
-    ]
-    print(table(rows, ["path", "seconds", "pairs/s", "tokens computed", "real share", "vs padded"]))
-    diff = float(np.max(np.abs(dynamic - padded)))
-    print(f"\nsame scores: max |dynamic - padded| = {diff:.2e} over {len(pairs)} pairs "
-          f"(score range {float(dynamic.min()):.3f}..{float(dynamic.max()):.3f})")
-    ratio = rate["dynamic"] / rate["padded"]
-    verdict = f"MET ({ratio / 1.3:.2f}x the target)" if ratio >= 1.3 else f"MISSED ({ratio:.2f}x < 1.3x)"
-    print(f"target length-sorted >= 1.3x padded: {ratio:.2f}x -> {verdict}")
+    elapsed, scores, padded_computed = time_paths(model, tokenizer, pairs, max_length, args.batch_size, args.repeats)
+    report(elapsed, scores, args.repeats, real_tokens, {"padded": padded_computed, "dynamic": dynamic_computed})
 
 
 if __name__ == "__main__":

@@ -23,19 +23,16 @@ Zipf-like law (p ~ 1/rank^s over their sample-frequency ranks); documents have 6
 are 5..15 consecutive syllables of a random document (which is their relevant document).
 """
 
-import _common  # noqa: F401  (puts the repository root on sys.path)
-
 import argparse
 import gc
 import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, load_sample, machine_line, peak_rss_mib, run_child, table
+from _common import load_sample, machine_line, peak_rss_mib, run_child, table
 
 SCRIPT = Path(__file__).resolve()
 SAMPLE = "sample"
@@ -45,7 +42,7 @@ SAMPLE = "sample"
 
 def syllable_vocabulary() -> tuple[list[str], np.ndarray]:
     """The sample corpus's syllables, most frequent first, with their counts."""
-    from retrieval import WORD_PATTERN
+    from reranker_kit.retrieval.text import WORD_PATTERN
 
     corpus, _ = load_sample()
     counts = Counter(s for text in corpus.values() for s in WORD_PATTERN.findall(text.lower()))
@@ -83,7 +80,7 @@ def synthetic_queries(documents: list[str], num_queries: int, seed: int) -> list
 
 def build_case_data(case: dict):
     """(documents, query texts, project Query objects) for one case."""
-    from data_loading import Query
+    from reranker_kit.data.loading import Query
 
     if case["docs"] == SAMPLE:
         corpus, queries = load_sample()
@@ -115,8 +112,8 @@ def run_case(case: dict) -> dict:
     import sklearn.feature_extraction.text  # noqa: F401
     import sklearn.metrics.pairwise  # noqa: F401
 
-    import negatives  # noqa: F401
-    import retrieval  # noqa: F401
+    import reranker_kit.retrieval  # noqa: F401
+    import reranker_kit.training.negatives  # noqa: F401
     gc.collect()
     rss_before = peak_rss_mib()
     method, k = case["method"], case["k"]
@@ -128,15 +125,15 @@ def run_case(case: dict) -> dict:
         for text in texts[:measured_queries]:
             seed_top_k(documents, text, k)
     elif method in ("bm25", "tfidf"):
-        from retrieval import LexicalIndex
+        from reranker_kit.retrieval import LexicalIndex
 
         index = LexicalIndex(documents, method=method)
         fit_s = time.perf_counter() - started
         positions, _ = index.top_k(texts, k)
         assert positions.shape == (len(texts), min(k, len(documents)))
     elif method == "mine":
-        from negatives import mine_training_groups
-        from retrieval import LexicalIndex
+        from reranker_kit.retrieval import LexicalIndex
+        from reranker_kit.training.negatives import mine_training_groups
 
         index = LexicalIndex(documents, method="bm25")
         fit_s = time.perf_counter() - started
@@ -277,5 +274,4 @@ def report(results: list[dict], args) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

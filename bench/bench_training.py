@@ -10,7 +10,7 @@
 Both paths train the same model (same seed, same initial weights) on the same pairs, mined from the sample
 exactly as `fine_tune_reranker.py` does by default (80/20 split by query with seed 42, BM25, 2 hard
 negatives from the top 50 and 1 random negative per positive, BCE rows), through the project's
-`RerankerTrainer` with the TrainingArguments of `training_run.py` (group_by_length on the `length` column,
+`RerankerTrainer` with the TrainingArguments of `reranker_kit/training/run.py` (group_by_length on the `length` column,
 remove_unused_columns=False, lr 2e-5, warm-up 0.1, weight decay 0.01, AdamW), for `--max_steps` optimizer
 steps. Only what the flags below name differs:
 - ours: `CrossEncoderCollator` (each batch padded to its longest pair), `--batch_size` x
@@ -28,8 +28,6 @@ child's ru_maxrss (whole process: Python, data, model, optimizer state and activ
 Outputs go to a tempfile.TemporaryDirectory; nothing is saved (save_strategy="no", eval_strategy="no").
 """
 
-import _common  # noqa: F401  (puts the repository root on sys.path)
-
 import argparse
 import json
 import sys
@@ -46,9 +44,9 @@ SEED_BATCH, SEED_ACCUMULATION = 4, 8
 
 def mined_pairs():
     """(corpus, train groups) as fine_tune_reranker.py builds them with its defaults."""
-    from fine_tune_reranker import effective_hard_top_k, split_queries
-    from negatives import mine_training_groups
-    from retrieval import LexicalIndex
+    from reranker_kit.data.splits import split_queries
+    from reranker_kit.retrieval import LexicalIndex
+    from reranker_kit.training.negatives import effective_hard_top_k, mine_training_groups
 
     corpus, queries = load_sample()
     train_queries, _ = split_queries(queries, 0.2, 42)
@@ -58,17 +56,13 @@ def mined_pairs():
     return corpus, groups
 
 
-def run_path(args) -> dict:
-    """Trains one path in this process and returns its figures."""
+def seed_collator(tokenizer, max_length: int):
+    """The seed's padding: every pair padded to max_length, whatever the batch holds."""
     import torch
-    from transformers import TrainerCallback, TrainingArguments, set_seed
 
-    from pair_encoding import position_limit
-    from reranker_training import CrossEncoderCollator, RerankerTrainer, build_train_dataset
+    from reranker_kit.training.dataset import CrossEncoderCollator
 
     class PadToMaxLengthCollator(CrossEncoderCollator):
-        """The seed's padding: every pair padded to max_length, whatever the batch holds."""
-
         def __init__(self, tokenizer, loss, max_length):
             super().__init__(tokenizer, loss)
             self.max_length = max_length
@@ -81,9 +75,14 @@ def run_path(args) -> dict:
             batch["labels"] = torch.tensor([row["labels"] for row in rows], dtype=torch.float32)
             return batch
 
-    class CountingTrainer(RerankerTrainer):
-        """RerankerTrainer that counts the pairs and tokens each micro-batch actually trains on."""
+    return PadToMaxLengthCollator(tokenizer, "bce", max_length)
 
+
+def counting_trainer(**kwargs):
+    """RerankerTrainer that counts the pairs and tokens each micro-batch actually trains on."""
+    from reranker_kit.training.trainer import RerankerTrainer
+
+    class CountingTrainer(RerankerTrainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.counts = {"pairs": 0, "real_tokens": 0, "computed_tokens": 0}
@@ -93,6 +92,14 @@ def run_path(args) -> dict:
             self.counts["real_tokens"] += int(inputs["attention_mask"].sum())
             self.counts["computed_tokens"] += int(inputs["input_ids"].numel())
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return CountingTrainer(**kwargs)
+
+
+def step_clock(counts: dict, cuda: bool):
+    """Trainer callback that marks (time, counts so far) at the start and at every optimizer-step end."""
+    import torch
+    from transformers import TrainerCallback
 
     class StepClock(TrainerCallback):
         def __init__(self, counts, cuda):
@@ -109,6 +116,75 @@ def run_path(args) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             self._mark()
 
+    return StepClock(counts, cuda)
+
+
+def path_settings(args, seed_style: bool, cuda: bool) -> dict:
+    """The TrainingArguments the two paths set differently: the seed's fixed ones, or ours from the flags."""
+    if seed_style:
+        return dict(per_device_train_batch_size=SEED_BATCH, gradient_accumulation_steps=SEED_ACCUMULATION,
+                    gradient_checkpointing=True, fp16=cuda, bf16=False)
+    return dict(per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=args.gradient_accumulation_steps,
+                gradient_checkpointing=args.gradient_checkpointing, fp16=args.fp16 and cuda, bf16=args.bf16 and cuda)
+
+
+def train_path(model, tokenizer, dataset, collator, settings: dict, max_steps: int, cuda: bool):
+    """Trains for `max_steps` optimizer steps. Returns (train output, step marks, padded tokens of one epoch)."""
+    import torch
+    from transformers import TrainingArguments
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        training_args = TrainingArguments(
+            output_dir=output_dir, **settings, num_train_epochs=EPOCHS, max_steps=max_steps, learning_rate=2e-5,
+            warmup_ratio=0.1, weight_decay=0.01, gradient_checkpointing_kwargs={"use_reentrant": False},
+            group_by_length=True, length_column_name="length", remove_unused_columns=False, eval_strategy="no",
+            save_strategy="no", logging_strategy="no", report_to="none", seed=42, data_seed=42,
+            dataloader_pin_memory=cuda, optim="adamw_torch_fused", disable_tqdm=True, use_cpu=not cuda)
+        trainer = counting_trainer(model=model, args=training_args, train_dataset=dataset, data_collator=collator,
+                                   processing_class=tokenizer, loss="bce")
+        clock = step_clock(trainer.counts, cuda)
+        trainer.add_callback(clock)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        output = trainer.train()
+        # The padded tokens of one whole epoch as this path batches it (collation only, no model): with them
+        # the rate measured on a few steps projects to an epoch whatever lengths those steps happened to hold.
+        epoch_computed_tokens = sum(int(b["input_ids"].numel()) for b in trainer.get_train_dataloader())
+    return output, clock.marks, epoch_computed_tokens
+
+
+def step_figures(marks: list, skip_steps: int) -> dict:
+    """Steps, seconds, counts and rates between optimizer-step ends, the first `skip_steps` left out as warm-up."""
+    skip = min(skip_steps, len(marks) - 2)
+    (t0, c0), (t1, c1) = marks[skip], marks[-1]
+    seconds = t1 - t0
+    done = {key: c1[key] - c0[key] for key in c1}
+    return {
+        "steps": len(marks) - 1, "timed_steps": len(marks) - 1 - skip, "seconds": seconds,
+        "step_seconds": [b[0] - a[0] for a, b in zip(marks, marks[1:])],
+        "pairs": done["pairs"], "real_tokens": done["real_tokens"], "computed_tokens": done["computed_tokens"],
+        "pairs_per_s": done["pairs"] / seconds, "real_tokens_per_s": done["real_tokens"] / seconds,
+    }
+
+
+def add_projections(figures: dict, epoch_computed_tokens: int, cuda: bool) -> dict:
+    """Adds the peak memory in GiB and the 5-epoch projections (by pairs and by whole-epoch padded tokens)."""
+    figures["peak_memory_gib"] = figures["peak_cuda_gib"] if cuda else figures["peak_rss_mib"] / 1024
+    figures["projected_5_epochs_s"] = figures["pairs_per_epoch"] * EPOCHS / figures["pairs_per_s"]
+    figures["epoch_computed_tokens"] = epoch_computed_tokens
+    figures["computed_tokens_per_s"] = figures["computed_tokens"] / figures["seconds"]
+    figures["projected_5_epochs_by_tokens_s"] = EPOCHS * epoch_computed_tokens / figures["computed_tokens_per_s"]
+    return figures
+
+
+def run_path(args) -> dict:
+    """Trains one path in this process and returns its figures."""
+    import torch
+    from transformers import set_seed
+
+    from reranker_kit.models.pair_encoding import position_limit
+    from reranker_kit.training.dataset import CrossEncoderCollator, build_train_dataset
+
     seed_style = args._path == "seed"
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,66 +194,31 @@ def run_path(args) -> dict:
     attention = args.seed_attention if seed_style and args.seed_attention != "same" else None
     model, tokenizer, description = load_model(args.model, args.num_layers, attention)
     max_length = min(512, position_limit(model.config))
-    if args.freeze_word_embeddings and not seed_style:
+    frozen = args.freeze_word_embeddings and not seed_style
+    if frozen:
         model.get_input_embeddings().weight.requires_grad_(False)
     dataset = build_train_dataset(groups, corpus, tokenizer, max_length, "bce")
-    if seed_style:
-        batch, accumulation, checkpointing = SEED_BATCH, SEED_ACCUMULATION, True
-        fp16, bf16 = cuda, False
-        collator = PadToMaxLengthCollator(tokenizer, "bce", max_length)
-    else:
-        batch, accumulation, checkpointing = args.batch_size, args.gradient_accumulation_steps, args.gradient_checkpointing
-        fp16, bf16 = args.fp16 and cuda, args.bf16 and cuda
-        collator = CrossEncoderCollator(tokenizer, "bce")
+    settings = path_settings(args, seed_style, cuda)
+    collator = seed_collator(tokenizer, max_length) if seed_style else CrossEncoderCollator(tokenizer, "bce")
     rss_before = peak_rss_mib()
-    with tempfile.TemporaryDirectory() as output_dir:
-        training_args = TrainingArguments(
-            output_dir=output_dir, per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
-            num_train_epochs=EPOCHS, max_steps=args.max_steps, learning_rate=2e-5, warmup_ratio=0.1,
-            weight_decay=0.01, fp16=fp16, bf16=bf16, gradient_checkpointing=checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False}, group_by_length=True,
-            length_column_name="length", remove_unused_columns=False, eval_strategy="no", save_strategy="no",
-            logging_strategy="no", report_to="none", seed=42, data_seed=42, dataloader_pin_memory=cuda,
-            optim="adamw_torch_fused", disable_tqdm=True, use_cpu=not cuda)
-        trainer = CountingTrainer(model=model, args=training_args, train_dataset=dataset, data_collator=collator,
-                                  processing_class=tokenizer, loss="bce")
-        clock = StepClock(trainer.counts, cuda)
-        trainer.add_callback(clock)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        output = trainer.train()
-        # The padded tokens of one whole epoch as this path batches it (collation only, no model): with them
-        # the rate measured on a few steps projects to an epoch whatever lengths those steps happened to hold.
-        epoch_computed_tokens = sum(int(b["input_ids"].numel()) for b in trainer.get_train_dataloader())
-    skip = min(args.skip_steps, len(clock.marks) - 2)
-    (t0, c0), (t1, c1) = clock.marks[skip], clock.marks[-1]
-    seconds = t1 - t0
-    done = {key: c1[key] - c0[key] for key in c1}
+    output, marks, epoch_computed_tokens = train_path(model, tokenizer, dataset, collator, settings, args.max_steps, cuda)
     figures = {
         "path": "seed" if seed_style else "ours", "model": description, "device": args.device,
         "gpu": torch.cuda.get_device_name() if cuda else None,
-        "settings": describe(seed_style, max_length, batch, accumulation, checkpointing, fp16, bf16, attention,
-                             args.freeze_word_embeddings and not seed_style),
-        "steps": len(clock.marks) - 1, "timed_steps": len(clock.marks) - 1 - skip, "seconds": seconds,
-        "step_seconds": [b[0] - a[0] for a, b in zip(clock.marks, clock.marks[1:])],
-        "pairs": done["pairs"], "real_tokens": done["real_tokens"], "computed_tokens": done["computed_tokens"],
-        "pairs_per_s": done["pairs"] / seconds, "real_tokens_per_s": done["real_tokens"] / seconds,
+        "settings": describe(seed_style, max_length, settings, attention, frozen),
+        **step_figures(marks, args.skip_steps),
         "pairs_per_epoch": len(dataset), "epoch_mean_length": sum(dataset["length"]) / len(dataset),
         "training_loss": output.training_loss, "rss_before_train_mib": rss_before, "peak_rss_mib": peak_rss_mib(),
         "peak_cuda_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
     }
-    figures["peak_memory_gib"] = figures["peak_cuda_gib"] if cuda else figures["peak_rss_mib"] / 1024
-    figures["projected_5_epochs_s"] = figures["pairs_per_epoch"] * EPOCHS / figures["pairs_per_s"]
-    figures["epoch_computed_tokens"] = epoch_computed_tokens
-    figures["computed_tokens_per_s"] = done["computed_tokens"] / seconds
-    figures["projected_5_epochs_by_tokens_s"] = EPOCHS * epoch_computed_tokens / figures["computed_tokens_per_s"]
-    return figures
+    return add_projections(figures, epoch_computed_tokens, cuda)
 
 
-def describe(seed_style, max_length, batch, accumulation, checkpointing, fp16, bf16, attention, frozen) -> str:
+def describe(seed_style: bool, max_length: int, settings: dict, attention, frozen: bool) -> str:
     padding = f"pad to {max_length}" if seed_style else "dynamic padding + group_by_length"
-    words = [padding, f"batch {batch} x {accumulation}", f"checkpointing {'on' if checkpointing else 'off'}",
-             "fp16" if fp16 else "bf16" if bf16 else "fp32"]
+    precision = "fp16" if settings["fp16"] else "bf16" if settings["bf16"] else "fp32"
+    words = [padding, f"batch {settings['per_device_train_batch_size']} x {settings['gradient_accumulation_steps']}",
+             f"checkpointing {'on' if settings['gradient_checkpointing'] else 'off'}", precision]
     if attention:
         words.append(f"{attention} attention")
     if frozen:

@@ -13,7 +13,8 @@ if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site || exit 1
 fi
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+# The package imports from the checkout without an install.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
 XL="--device cuda --model xlmr-large-random --max_steps 20"
@@ -35,7 +36,7 @@ python3 bench/bench_inference.py --model xlmr-large-random --device cuda --max_p
   | tee "$OUT/inference.txt"
 
 # 4. The lead: where a batch-32 bf16 step goes with the word embeddings trainable vs frozen, with the fused
-#    AdamW training_run.py uses on a GPU and with the foreach AdamW (the Trainer's adamw_torch).
+#    AdamW reranker_kit/training/run.py uses on a GPU and with the foreach AdamW (the Trainer's adamw_torch).
 python3 bench/profile_step.py --device cuda --bf16 --batch_size 32 --json "$OUT/profile_fused.json" 2>&1 \
   | tee "$OUT/profile_fused.txt"
 python3 bench/profile_step.py --device cuda --bf16 --batch_size 32 --optimizer foreach \

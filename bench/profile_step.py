@@ -11,14 +11,10 @@ prints the torch.profiler operators that cost the most. Example:
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _common import XLMR_RANDOM, load_model, machine_line, sample_pairs, table, train_unigram_tokenizer  # noqa: E402
+from _common import XLMR_RANDOM, load_model, machine_line, sample_pairs, table, train_unigram_tokenizer
 
 PHASES = ("forward", "backward", "unscale", "clip", "optimizer", "zero_grad")
 
@@ -32,7 +28,7 @@ def parse_args():
     parser.add_argument("--fp16", action="store_true", help="fp16 autocast with a GradScaler, as the Trainer does.")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--optimizer", choices=("fused", "foreach", "for_loop"), default=None,
-                        help="AdamW implementation (default: fused on a GPU, foreach on a CPU, as training_run.py).")
+                        help="AdamW implementation (default: fused on a GPU, foreach on a CPU, as reranker_kit/training/run.py).")
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per setting, after 2 warm-up steps.")
     parser.add_argument("--json", type=str, default=None)
     return parser.parse_args()
@@ -49,9 +45,55 @@ def optimizer_for(model, kind: str):
     return torch.optim.AdamW(groups, lr=2e-5, **flags)
 
 
-def profile_setting(args, frozen: bool, batches) -> dict:
+def timed_step(model, optimizer, scaler, batch, device: str, dtype, timings: dict) -> None:
+    """One optimizer step as the Trainer runs it; appends each phase's seconds to `timings[phase]`."""
     import torch
     import torch.nn.functional as F
+
+    cuda = device.startswith("cuda")
+    marks = [time.perf_counter()]
+
+    def mark():
+        if cuda:
+            torch.cuda.synchronize()  # GPU work is asynchronous: wait so the time lands in its own phase
+        marks.append(time.perf_counter())
+
+    with torch.autocast(device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.view(-1).float()
+    loss = F.binary_cross_entropy_with_logits(logits, batch["labels"])
+    mark()
+    scaler.scale(loss).backward()
+    mark()
+    scaler.unscale_(optimizer)
+    mark()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    mark()
+    scaler.step(optimizer)
+    scaler.update()
+    mark()
+    optimizer.zero_grad(set_to_none=True)
+    mark()
+    for phase, start, end in zip(PHASES, marks, marks[1:]):
+        timings.setdefault(phase, []).append(end - start)
+
+
+def top_operators(run_step, cuda: bool) -> str:
+    """torch.profiler's table of the 15 operators with the most self time over one call of `run_step`."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        run_step()
+        if cuda:
+            torch.cuda.synchronize()
+    sort_key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=sort_key, row_limit=15)
+
+
+def profile_setting(args, frozen: bool, batches) -> dict:
+    """Times `args.steps` steps after 2 warm-up ones on a fresh model, then profiles one more step."""
+    import torch
 
     torch.manual_seed(0)
     model, _, description = load_model(XLMR_RANDOM, num_layers=args.num_layers)
@@ -64,34 +106,8 @@ def profile_setting(args, frozen: bool, batches) -> dict:
     scaler = torch.amp.GradScaler(args.device, enabled=args.fp16)
     dtype = torch.float16 if args.fp16 else torch.bfloat16 if args.bf16 else None
 
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
-
     def step(batch, timings):
-        marks = [time.perf_counter()]
-
-        def mark():
-            sync()
-            marks.append(time.perf_counter())
-
-        with torch.autocast(args.device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.view(-1).float()
-        loss = F.binary_cross_entropy_with_logits(logits, batch["labels"])
-        mark()
-        scaler.scale(loss).backward()
-        mark()
-        scaler.unscale_(optimizer)
-        mark()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        mark()
-        scaler.step(optimizer)
-        scaler.update()
-        mark()
-        optimizer.zero_grad(set_to_none=True)
-        mark()
-        for phase, start, end in zip(PHASES, marks, marks[1:]):
-            timings.setdefault(phase, []).append(end - start)
+        timed_step(model, optimizer, scaler, batch, args.device, dtype, timings)
 
     for batch in batches[:2]:
         step(batch, {})
@@ -100,27 +116,21 @@ def profile_setting(args, frozen: bool, batches) -> dict:
     timings = {}
     for batch in batches[2:2 + args.steps]:
         step(batch, timings)
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities) as prof:
-        step(batches[2 + args.steps], {})
-        sync()
-    sort_key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    top_ops = top_operators(lambda: step(batches[2 + args.steps], {}), cuda)
     ms = {phase: 1000 * sum(values) / len(values) for phase, values in timings.items()}
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"description": description, "frozen_word_embeddings": frozen, "optimizer": kind,
             "trainable_parameters": trainable, "ms": ms, "step_ms": sum(ms.values()),
             "pairs_per_s": args.batch_size / (sum(ms.values()) / 1000),
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-            "top_ops": prof.key_averages().table(sort_by=sort_key, row_limit=15)}
+            "top_ops": top_ops}
 
 
 def main():
     args = parse_args()
     import torch
 
-    from pair_encoding import encode_pairs, pad_batch
+    from reranker_kit.models.pair_encoding import encode_pairs, pad_batch
 
     tokenizer = train_unigram_tokenizer()  # The one load_model gives the XLM-R shape.
     pairs = sample_pairs()

@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-KEYS = [f"{metric}@{k}" for metric in ("hit", "mrr") for k in (3, 5, 7)]
+from reranker_kit.fusion import GUARDED_METRICS
+from reranker_kit.metrics import CUTOFFS
+
+KEYS = [f"{metric}@{k}" for metric in GUARDED_METRICS for k in CUTOFFS]
 
 
 def main(workdir: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from reranker_kit.testing import REPOSITORY_ROOT as ROOT
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 CORPUS_CSV = ROOT / "CLB_PROPTIT.csv"
@@ -34,7 +34,7 @@ def small_data(tmp_path_factory) -> dict[str, Path]:
 
     Real club-schema text, small enough that a training smoke run takes seconds on CPU.
     """
-    from data_loading import parse_ground_truth
+    from reranker_kit.data.loading import parse_ground_truth
 
     folder = tmp_path_factory.mktemp("small_data")
     corpus = pd.read_csv(CORPUS_CSV)
@@ -51,33 +51,10 @@ def small_data(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_xlmr_model(tmp_path_factory) -> Path:
-    """An XLM-RoBERTa sequence classifier with random weights and a small cased tokenizer trained here.
+    """An XLM-RoBERTa sequence classifier with random weights and a small cased tokenizer trained here."""
+    from reranker_kit.testing import save_tiny_xlmr
 
-    It exercises the architecture the club fine-tunes (namdp-ptit/ViRanker, bge-reranker-v2-m3):
-    RoBERTa position offsets, <s> A </s></s> B </s> pairs, no token type ids.
-    """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny_xlmr")
-    texts = pd.read_csv(CORPUS_CSV)["Văn bản"].tolist() + pd.read_excel(TRAIN_XLSX)["Query"].tolist()
-    tokenizer = Tokenizer(models.Unigram())
-    tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tokenizer.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=2000, special_tokens=special,
-                                                                 unk_token="<unk>"))
-    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    fast = XLMRobertaTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-                                   cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-                                   model_max_length=512)
-    config = XLMRobertaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                              num_attention_heads=2, intermediate_size=64, max_position_embeddings=130,
-                              num_labels=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
-    model = XLMRobertaForSequenceClassification(config)
-    model.save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
+    return save_tiny_xlmr(tmp_path_factory.mktemp("tiny_xlmr"))
 
 
 def run_script(script: str, *args: str, cwd: Path, timeout: int = 600, **popen) -> subprocess.CompletedProcess:

@@ -1,8 +1,9 @@
 """Extra training queries from the answers and from the corpus's own sentences."""
 
-from augmentation import MIN_SENTENCE_WORDS, answers_as_queries, document_sentences, passages_as_queries
+from reranker_kit.data.augmentation import MIN_SENTENCE_WORDS, answers_as_queries, document_sentences, passages_as_queries
+from reranker_kit.data.loading import Query, load_corpus
+
 from conftest import ROOT
-from data_loading import Query, load_corpus
 
 
 def make_query(qid: str, answer: str) -> Query:

@@ -2,9 +2,10 @@
 
 import pytest
 
+from reranker_kit.data.loading import load_corpus, load_queries, parse_ground_truth
+from reranker_kit.errors import DataError
+
 from conftest import CORPUS_CSV, TEST_XLSX, TRAIN_XLSX, run_script, write_corpus, write_queries
-from data_loading import load_corpus, load_queries, parse_ground_truth
-from errors import DataError
 
 GOOD_CORPUS = [(1, "CLB tuyển thành viên vào tháng 9."), (2, "Buổi sinh hoạt vào tối thứ Tư."),
                (3, "Phí thành viên là 100.000 đồng mỗi kỳ."), (15, "Team AI làm chatbot."), (37, "Team Web làm web.")]

@@ -6,9 +6,11 @@ import shutil
 import pytest
 from safetensors.torch import load_file
 
-from augmentation import passages_as_queries
+from reranker_kit.data.augmentation import passages_as_queries
+from reranker_kit.data.loading import load_corpus
+
 from conftest import QUICK, data_flags, run_script
-from data_loading import load_corpus
+
 
 def test_bundled_smoke_run_writes_every_output(trained_run):
     run_dir, result = trained_run

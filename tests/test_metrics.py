@@ -1,23 +1,17 @@
-"""Tests for metrics.py: hand-computed cases plus hypothesis properties."""
+"""Tests for reranker_kit.metrics: hand-computed cases plus hypothesis properties."""
 
 from __future__ import annotations
 
 import math
 import random
-import sys
 import unicodedata
 from collections.abc import Callable, Collection, Hashable, Sequence
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# The project has no package config yet; make `import metrics` work whether the
-# suite is started with `python -m pytest` or a bare `pytest`.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metrics import (  # noqa: E402
+from reranker_kit.metrics import (
     METRIC_NAMES,
     SUPPORT_THRESHOLD,
     context_precision_at_k,

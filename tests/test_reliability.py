@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reranker_kit.data.loading import parse_ground_truth
+
 from conftest import QUICK, ROOT, data_flags, run_script, write_corpus, write_queries
-from data_loading import parse_ground_truth
 
 RANKING_KEYS = [f"{metric}@{k}" for metric in ("hit", "mrr", "ndcg") for k in (3, 5, 7)]
 
@@ -72,8 +73,8 @@ def test_same_seed_same_split_negatives_and_dev_metrics(small_data, trained_run,
 
 
 def test_split_is_reproducible_and_by_query(small_data):
-    from data_loading import load_corpus, load_queries
-    from fine_tune_reranker import split_queries
+    from reranker_kit.data.loading import load_corpus, load_queries
+    from reranker_kit.data.splits import split_queries
 
     queries = load_queries(small_data["train"], load_corpus(small_data["corpus"]))
     train, dev = split_queries(queries, 0.25, seed=3)

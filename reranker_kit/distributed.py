@@ -6,11 +6,12 @@ run folder before the Trainer exists, so that two processes never write two fold
 
 import os
 
-from errors import KitError
+from reranker_kit.errors import KitError
 
 
 def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """Processes of a torchrun or accelerate launch (1 when launched plainly)."""
+    return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
 
 
 def is_main_process() -> bool:

@@ -5,12 +5,6 @@ that the user can fix; its message says what is wrong and how to fix it. Other e
 keep their traceback.
 """
 
-import logging
-import sys
-from typing import Callable
-
-USAGE_EXIT_CODE = 2
-
 
 class KitError(Exception):
     """Base class for input problems the user can fix."""
@@ -26,12 +20,3 @@ class ModelLoadError(KitError):
 
 class CheckpointError(KitError):
     """A path given to resume from is not a Trainer checkpoint."""
-
-
-def run_cli(main: Callable[[], None]) -> None:
-    """Runs a script's `main`, turning a `KitError` into a logged message and exit status 2."""
-    try:
-        main()
-    except KitError as error:
-        logging.getLogger("reranker-kit").error("%s", error)
-        sys.exit(USAGE_EXIT_CODE)

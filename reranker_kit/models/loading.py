@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from errors import ModelLoadError
+from reranker_kit.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 from dataclasses import replace
 
-from data_loading import Query
+from reranker_kit.data.loading import Query
 
 # A sentence ends at . ! ? ; : … followed by whitespace, or at a line break, so "100.000" and "v1.2" stay whole.
 SENTENCE_BREAK = re.compile(r"(?<=[.!?;:…])\s+|\s*\n+\s*")

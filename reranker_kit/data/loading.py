@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from errors import DataError
+from reranker_kit.errors import DataError
 
 CORPUS_ID_COLUMN = "STT"
 CORPUS_TEXT_COLUMN = "Văn bản"

@@ -12,10 +12,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data_loading import Query
-from retrieval import LexicalIndex
+from reranker_kit.data.loading import Query
+from reranker_kit.retrieval import LexicalIndex
 
 logger = logging.getLogger(__name__)
+
+
+def effective_hard_top_k(requested: int, num_documents: int) -> int:
+    """--hard_neg_top_k capped at the corpus size, with a warning when the cap applies."""
+    if requested > num_documents:
+        logger.warning("--hard_neg_top_k %d is larger than the corpus; using all %d documents", requested, num_documents)
+        return num_documents
+    return requested
 
 
 @dataclass(frozen=True)

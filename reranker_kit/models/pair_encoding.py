@@ -62,6 +62,11 @@ def score_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], max_length: 
     return scores
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Logits to probabilities, as FlagReranker's `normalize=True`."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
 def _silence_pad_advice(tokenizer) -> None:
     # prepare_for_model and pad on pre-tokenized ids are the point here, not a slow path: the fast
     # tokenizer's advice to call it on raw text instead does not apply.

@@ -5,41 +5,19 @@ matrix products a batch at a time, and only each query's top k survive a batch, 
 the batch and the corpus, never with queries times documents.
 """
 
-import re
-import unicodedata
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
+from reranker_kit.retrieval.text import analyze
+
 RETRIEVER_METHODS = ("bm25", "tfidf")
-# \w+ keeps one-character syllables (ở, ý, à): scikit-learn's default pattern drops them.
-WORD_PATTERN = re.compile(r"\w+")
 QUERY_BATCH_SIZE = 512
-# Queries are scored as a dense block (vocabulary x batch), about 2x faster than a sparse product;
+# Queries are scored as a dense block (vocabulary x batch), faster than a sparse product here;
 # the batch shrinks on large vocabularies so the block stays under this many entries.
 MAX_DENSE_QUERY_ENTRIES = 32_000_000
-
-
-# Folding is per syllable and a corpus has few distinct syllables: caching made indexing 1.6x faster.
-@lru_cache(maxsize=1 << 18)
-def fold_diacritics(text: str) -> str:
-    """`Đăng ký` -> `dang ky`: students often type without diacritics."""
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
-
-
-def analyze(text: str) -> list[str]:
-    """Lower-cased syllables plus, for each one with diacritics, its folded form.
-
-    Indexing both forms lets `hoc` (typed without diacritics) match `học`, while a query written with
-    diacritics still matches its exact syllable more strongly than the folded one alone.
-    """
-    tokens = WORD_PATTERN.findall(unicodedata.normalize("NFC", text).lower())
-    folded = [fold_diacritics(token) for token in tokens]
-    return tokens + [plain for token, plain in zip(tokens, folded) if plain != token]
 
 
 class LexicalIndex:

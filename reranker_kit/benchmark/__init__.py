@@ -1,0 +1,1 @@
+"""The retrieve-then-rerank benchmark that main.py runs."""

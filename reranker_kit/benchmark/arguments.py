@@ -1,0 +1,51 @@
+"""main.py's flags, checked once, up front."""
+
+import argparse
+
+from reranker_kit.metrics import CUTOFFS
+from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
+from reranker_kit.retrieval import RETRIEVER_METHODS
+
+DESCRIPTION = "Benchmark retrieve-then-rerank with the club's metrics at k = 3, 5, 7."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=DESCRIPTION,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--corpus_csv", type=str, default="CLB_PROPTIT.csv", help="Corpus CSV (STT, Văn bản).")
+    parser.add_argument("--eval_xlsx", type=str, action="append", default=None,
+                        help="Query file to evaluate; repeat for several. Default: train_data_proptit.xlsx, and "
+                             "test_data_proptit.xlsx when present.")
+    parser.add_argument("--reranker", type=str, default="auto",
+                        help="Fine-tuned model folder, 'auto' (newest finished run under --runs_root) or 'none'.")
+    parser.add_argument("--pretrained_reranker", type=str, default="auto",
+                        help="Reranker to compare before fine-tuning: 'auto' (the fine-tuned run's base model), "
+                             f"a Hub id or folder, '{BUNDLED_MODEL_ALIAS}', or 'none'.")
+    parser.add_argument("--retriever", choices=RETRIEVER_METHODS, default="bm25", help="First-stage retriever.")
+    parser.add_argument("--top_n", type=int, default=20, help="First-stage candidates reranked per query.")
+    parser.add_argument("--k", type=int, nargs="+", default=list(CUTOFFS), help="Cut-offs to report.")
+    parser.add_argument("--fusion_weight", type=str, default="auto",
+                        help="Weight of the reranker when fused with the first stage (0..1): 'auto' uses the weight "
+                             "the training run chose on its dev queries; 'none' skips the fused row.")
+    parser.add_argument("--batch_size", type=int, default=32, help="Pairs per reranker forward pass.")
+    parser.add_argument("--max_length", type=int, default=512, help="Token budget of a (query, document) pair.")
+    parser.add_argument("--runs_root", type=str, default="outputs", help="Where fine-tuned runs are looked for.")
+    parser.add_argument("--report_dir", type=str, default=None,
+                        help="Where tables and the chart go; default: <runs_root>/eval-YYYYMMDD-HHMMSS.")
+    parser.add_argument("--output_json", type=str, default=None,
+                        help="Also write the JSON report here (default: metrics.json in --report_dir).")
+    return parser
+
+
+def validate_args(args, parser) -> None:
+    if args.top_n < 1 or args.batch_size < 1 or args.max_length < 16:
+        parser.error("--top_n and --batch_size must be at least 1 and --max_length at least 16")
+    if any(k < 1 for k in args.k):
+        parser.error(f"--k values must be at least 1, got {args.k}")
+    if args.fusion_weight not in ("auto", "none"):
+        try:
+            weight = float(args.fusion_weight)
+        except ValueError:
+            weight = -1.0
+        if not 0 <= weight <= 1:
+            parser.error(f"--fusion_weight must be 'auto', 'none' or a number in [0, 1], got {args.fusion_weight!r}")

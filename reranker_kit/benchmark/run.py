@@ -1,0 +1,153 @@
+"""The benchmark as `main.py` runs it: data, first stage, each reranker, fusion, tables and report files."""
+
+import logging
+from pathlib import Path
+
+from reranker_kit.benchmark.arguments import build_parser, validate_args
+from reranker_kit.benchmark.report import TABLE_METRICS, print_difficulty_tables, print_tables, write_report
+from reranker_kit.cli import parse_arguments
+from reranker_kit.data.loading import load_corpus, load_queries
+from reranker_kit.errors import KitError, ModelLoadError
+from reranker_kit.fusion import fused_scores
+from reranker_kit.metrics import evaluate_rankings
+from reranker_kit.models.loading import resolve_model_name
+from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
+from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.run_folder import (
+    COMPLETION_MARKER,
+    REPORT_PREFIX,
+    RUN_PREFIX,
+    base_model_name,
+    create_run_dir,
+    is_complete,
+    newest_finished_run,
+    stored_fusion_weight,
+)
+
+logger = logging.getLogger("main")
+DEFAULT_EVAL_FILES = ("train_data_proptit.xlsx", "test_data_proptit.xlsx")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(build_parser(), validate_args, argv)
+
+    # Data: every file validated before any model is loaded.
+    corpus = load_corpus(args.corpus_csv)
+    eval_files = args.eval_xlsx or [name for name in DEFAULT_EVAL_FILES if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
+    datasets = {Path(path).stem: load_queries(path, corpus) for path in eval_files}
+
+    # First stage: one index over the corpus, all queries of a file scored together.
+    doc_ids = list(corpus)
+    index = LexicalIndex([corpus[doc_id] for doc_id in doc_ids], method=args.retriever)
+    candidates = {name: retrieve_candidates(index, doc_ids, queries, args.top_n) for name, queries in datasets.items()}
+
+    # Rerankers to compare, then every ranker's metrics per file and per difficulty.
+    fine_tuned_path = find_fine_tuned(args)
+    pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
+    fusion_weight = resolve_fusion_weight(args, fine_tuned_path)
+    rows = []
+    for name, queries in datasets.items():
+        first_stage = rank(candidates[name].first_stage_scores, candidates[name])
+        rows += ranker_rows("first_stage", name, queries, first_stage, corpus, args.k)
+    for label, model_name in (("pretrained", pretrained_name), ("fine_tuned", fine_tuned_path)):
+        weight = fusion_weight if label == "fine_tuned" else None
+        rows += reranker_rows(label, model_name, weight, datasets, candidates, corpus, args)
+
+    # Report: tables on screen, CSV/JSON/PNG on disk.
+    report_dir = Path(args.report_dir) if args.report_dir else create_run_dir(args.runs_root, prefix=REPORT_PREFIX)
+    report = {"corpus_csv": args.corpus_csv, "retriever": args.retriever, "top_n": args.top_n, "k": args.k,
+              "fine_tuned_reranker": str(fine_tuned_path) if fine_tuned_path else None,
+              "pretrained_reranker": pretrained_name, "fusion_weight": fusion_weight,
+              "runs": [row for row in rows if row["difficulty"] is None],
+              "by_difficulty": [row for row in rows if row["difficulty"] is not None]}
+    print_tables(report["runs"], args.k)
+    print_difficulty_tables(report["by_difficulty"], args.k)
+    write_report(report, report_dir, Path(args.output_json) if args.output_json else None, args.k)
+
+
+def reranker_rows(label: str, model_name, fusion_weight: float | None, datasets: dict, candidates: dict, corpus, args
+                  ) -> list[dict]:
+    """One reranker's rows for every file, and the fused rows when a weight is given."""
+    if model_name is None:
+        return []
+    reranker = load_reranker(model_name, args, required=label == "fine_tuned")
+    if reranker is None:
+        return []
+    rows = []
+    for name, queries in datasets.items():
+        scores = rerank_scores(reranker.compute_score, queries, candidates[name], corpus)
+        rows += ranker_rows(label, name, queries, rank(scores, candidates[name]), corpus, args.k)
+        if fusion_weight is not None:
+            fused = fused_scores(candidates[name], scores, fusion_weight)
+            rows += ranker_rows(f"fused_w{fusion_weight:.1f}", name, queries, rank(fused, candidates[name]), corpus, args.k)
+    return rows
+
+
+def find_fine_tuned(args) -> Path | None:
+    if args.reranker == "none":
+        return None
+    if args.reranker != "auto":
+        resolve_model_name(args.reranker)  # A missing folder fails now, before any model is loaded.
+        path = Path(args.reranker)
+        if path.is_dir() and path.name.startswith(RUN_PREFIX) and not is_complete(path):
+            raise KitError(f"--reranker {path} is an unfinished run (no {COMPLETION_MARKER}); pick a finished run "
+                           "or one of its checkpoint-N folders")
+        return path
+    run_dir = newest_finished_run(args.runs_root)
+    if run_dir is not None:
+        logger.info("fine-tuned reranker: %s (newest finished run under %s)", run_dir, args.runs_root)
+        return run_dir
+    logger.warning("no finished run under %s: reporting the first stage%s only. Fine-tune first with "
+                   "fine_tune_reranker.py, or pass --reranker PATH.", args.runs_root,
+                   "" if args.pretrained_reranker == "none" else " and the pretrained reranker")
+    return None
+
+
+def pretrained_reranker_name(args, fine_tuned_path: Path | None) -> str | None:
+    if args.pretrained_reranker == "none":
+        return None
+    if args.pretrained_reranker != "auto":
+        return args.pretrained_reranker
+    return base_model_name(fine_tuned_path) if fine_tuned_path and fine_tuned_path.is_dir() else None
+
+
+def resolve_fusion_weight(args, fine_tuned_path: Path | None) -> float | None:
+    if args.fusion_weight == "none" or fine_tuned_path is None:
+        return None
+    if args.fusion_weight != "auto":
+        return float(args.fusion_weight)
+    if not fine_tuned_path.is_dir():
+        return None  # A Hub model carries no fusion weight of ours.
+    weight = stored_fusion_weight(fine_tuned_path)
+    if weight is None:
+        logger.info("%s has no fusion weight (trained without dev queries): no fused row", fine_tuned_path)
+    return weight
+
+
+def load_reranker(model_name, args, required: bool):
+    from reranker_kit.models.reranker import Reranker  # torch and transformers only when a reranker is compared.
+
+    try:
+        reranker = Reranker(model_name=str(model_name), max_length=args.max_length, batch_size=args.batch_size)
+    except ModelLoadError as problem:
+        if required:
+            raise
+        logger.warning("skipping the pretrained reranker: %s", problem)
+        return None
+    logger.info("loaded reranker %s on %s", model_name, reranker.device)
+    return reranker
+
+
+def ranker_rows(ranker: str, dataset: str, queries, rankings, corpus, ks) -> list[dict]:
+    """The ranker's metrics on the whole file, then on each difficulty level present."""
+    def evaluate(subset):
+        return evaluate_rankings({query.qid: rankings[query.qid] for query in subset},
+                                 {query.qid: query.relevant_ids for query in subset}, ks, doc_texts=corpus,
+                                 answers={query.qid: query.answer for query in subset}, metrics=TABLE_METRICS)
+
+    rows = [{"name": ranker, "dataset": dataset, "difficulty": None, "queries": len(queries), "metrics": evaluate(queries)}]
+    for level in sorted({query.difficulty for query in queries if query.difficulty is not None}):
+        subset = [query for query in queries if query.difficulty == level]
+        rows.append({"name": ranker, "dataset": dataset, "difficulty": level, "queries": len(subset),
+                     "metrics": evaluate(subset)})
+    return rows

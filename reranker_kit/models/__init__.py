@@ -1,0 +1,1 @@
+"""Cross-encoders: resolving and loading them, encoding pairs once for training and scoring, the Reranker API."""

@@ -1,0 +1,89 @@
+"""The reranker API: score (query, passage) pairs with a cross-encoder and sort passages by relevance.
+
+`rerank.py` at the repository root re-exports `Reranker`, so `from rerank import Reranker` works there.
+
+Example:
+    >>> from rerank import Reranker
+    >>> reranker = Reranker(model_name="outputs/reranker-finetuned-20261127-101500")
+    >>> scores, ranked_passages = reranker("CLB tuyển thành viên khi nào ạ?", passages)
+"""
+
+import logging
+from collections.abc import Sequence
+
+import torch
+
+from reranker_kit.models.loading import load_cross_encoder
+from reranker_kit.models.pair_encoding import position_limit, score_pairs, sigmoid
+
+__all__ = ["Reranker"]
+
+logger = logging.getLogger(__name__)
+
+
+class Reranker:
+    """A cross-encoder reranker whose scores match FlagEmbedding's `FlagReranker` for the same model.
+
+    Args:
+        model_name: a saved model folder (a fine-tuned run), a Hugging Face Hub id, or `bundled-minilm`.
+        device: "cuda", "cuda:1", "cpu"...; the first GPU when one is present, else the CPU.
+        use_fp16: half precision for inference; defaults to True on a GPU and is always off on the CPU.
+        max_length: token budget of a pair; capped at what the model's position embeddings allow.
+        batch_size: pairs per forward pass.
+        normalize: return sigmoid probabilities instead of raw logits.
+    """
+
+    def __init__(self, model_name: str = "namdp-ptit/ViRanker", device: str | None = None,
+                 use_fp16: bool | None = None, max_length: int = 512, batch_size: int = 32,
+                 normalize: bool = False):
+        if max_length < 8 or batch_size < 1:
+            raise ValueError("max_length must be at least 8 and batch_size at least 1")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        on_gpu = self.device.type == "cuda"
+        if use_fp16 and not on_gpu:
+            logger.warning("use_fp16 needs a GPU; scoring in full precision on %s", self.device)
+        self.use_fp16 = on_gpu if use_fp16 is None else bool(use_fp16) and on_gpu
+        self.model, self.tokenizer, self.model_path = load_cross_encoder(model_name)
+        if self.use_fp16:
+            self.model.half()
+        self.model.to(self.device).eval()
+        self.max_length = min(max_length, position_limit(self.model.config))
+        self.batch_size = batch_size
+        self.normalize = normalize
+
+    def compute_score(self, pairs: Sequence[tuple[str, str]], normalize: bool | None = None) -> list[float]:
+        """Scores (query, passage) pairs, in the order given.
+
+        Args:
+            pairs: (query, passage) tuples.
+            normalize: sigmoid probabilities instead of logits; defaults to the constructor's choice.
+
+        Returns:
+            One float per pair.
+        """
+        _check_pairs(pairs)
+        scores = score_pairs(self.model, self.tokenizer, pairs, self.max_length, self.batch_size)
+        if self.normalize if normalize is None else normalize:
+            scores = sigmoid(scores)
+        return scores.tolist()
+
+    def __call__(self, query: str, passages: Sequence[str], normalize: bool | None = None
+                 ) -> tuple[list[float], list[str]]:
+        """Reranks passages for one query.
+
+        Returns:
+            (scores, ranked_passages), both best first; ties keep the input order.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        scores = self.compute_score([(query, passage) for passage in passages], normalize=normalize)
+        order = sorted(range(len(scores)), key=lambda position: -scores[position])
+        return [scores[i] for i in order], [passages[i] for i in order]
+
+
+def _check_pairs(pairs) -> None:
+    if isinstance(pairs, tuple) and len(pairs) == 2 and isinstance(pairs[0], str):
+        raise TypeError("compute_score takes a list of (query, passage) pairs; wrap a single pair in a list")
+    for pair in pairs:
+        if len(pair) != 2 or not all(isinstance(text, str) for text in pair):
+            raise TypeError(f"each pair must be (query: str, passage: str), got {pair!r}")

@@ -1,0 +1,1 @@
+"""What runs leave for people to read: charts and model cards."""

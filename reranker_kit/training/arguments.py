@@ -1,0 +1,138 @@
+"""The training CLI's flags: every one typed, defaulted and explained, and checked once, up front."""
+
+import argparse
+
+from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
+from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
+from reranker_kit.retrieval import RETRIEVER_METHODS
+
+DESCRIPTION = "Fine-tune a cross-encoder reranker on the club's corpus and queries."
+LOSSES = ("bce", "listwise")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=DESCRIPTION,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_data_flags(parser.add_argument_group("data"))
+    _add_negatives_flags(parser.add_argument_group("negatives"))
+    _add_model_flags(parser.add_argument_group("model"))
+    _add_training_flags(parser.add_argument_group("training"))
+    _add_evaluation_flags(parser.add_argument_group("evaluation and checkpoints"))
+    _add_output_flags(parser.add_argument_group("output"))
+    return parser
+
+
+def _add_data_flags(data) -> None:
+    data.add_argument("--corpus_csv", type=str, default="CLB_PROPTIT.csv", help="Corpus CSV with columns STT, Văn bản.")
+    data.add_argument("--train_xlsx", type=str, default="train_data_proptit.xlsx",
+                      help="Query XLSX with columns Query, Ground truth document, Ground truth answer, Difficulty.")
+    data.add_argument("--dev_ratio", type=float, default=0.2,
+                      help="Share of queries held out to evaluate and pick the best checkpoint; 0 trains on all.")
+    # On by default: answers add well-formed phrasings of the same facts (bench/QUALITY.md).
+    data.add_argument("--augment_with_answers", action=argparse.BooleanOptionalAction, default=True,
+                      help="Also train on each training query's ground-truth answer as an extra query "
+                           "(--no-augment_with_answers turns it off).")
+    # On by default: a head that starts from nothing needs more than ~100 labelled queries (bench/QUALITY.md).
+    data.add_argument("--pseudo_queries_per_document", type=int, default=4,
+                      help="Also train on up to N sentences of every corpus document, each as a query whose "
+                           "relevant document is the one it came from (0: off).")
+
+
+def _add_negatives_flags(negatives) -> None:
+    negatives.add_argument("--num_hard_negatives", type=int, default=2, help="Hard negatives per positive pair.")
+    negatives.add_argument("--num_random_negatives", type=int, default=1, help="Random negatives per positive pair.")
+    negatives.add_argument("--hard_neg_top_k", type=int, default=50,
+                           help="Hard negatives are sampled from this many top lexical hits (positives excluded).")
+    negatives.add_argument("--hard_neg_method", choices=RETRIEVER_METHODS, default="bm25",
+                           help="Lexical index used to mine hard negatives and to pick dev candidates.")
+
+
+def _add_model_flags(model) -> None:
+    model.add_argument("--base_model", type=str, default="namdp-ptit/ViRanker",
+                       help=f"Hub id, local model folder, or '{BUNDLED_MODEL_ALIAS}' for the bundled offline model. "
+                            "A checkpoint folder here warm-starts from its weights only.")
+    model.add_argument("--max_seq_length", type=int, default=512, help="Token budget of a (query, document) pair.")
+    model.add_argument("--freeze_word_embeddings", action="store_true",
+                       help="Keep the word-embedding matrix fixed: less memory and much faster steps on large models.")
+
+
+def _add_training_flags(training) -> None:
+    training.add_argument("--loss", choices=LOSSES, default="bce",
+                          help="bce: each pair against a 0/1 label. listwise: softmax over a positive and its negatives.")
+    training.add_argument("--batch_size", type=int, default=4,
+                          help="Pairs per device batch (bce) or groups per device batch (listwise).")
+    training.add_argument("--gradient_accumulation_steps", type=int, default=8, help="Batches per optimizer step.")
+    training.add_argument("--epochs", type=float, default=5, help="Passes over the training pairs.")
+    training.add_argument("--lr", type=float, default=2e-5, help="Peak learning rate.")
+    training.add_argument("--warmup_ratio", type=float, default=0.1, help="Share of steps with linear warm-up.")
+    training.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay.")
+    training.add_argument("--seed", type=int, default=42, help="Seeds the split, the negatives, the head and the shuffling.")
+    training.add_argument("--fp16", action="store_true", help="fp16 mixed precision (a T4); ignored with a warning on CPU.")
+    training.add_argument("--bf16", action="store_true", help="bf16 mixed precision (Ampere or newer GPUs).")
+    training.add_argument("--gradient_checkpointing", action="store_true", help="Recompute activations: less memory, slower.")
+    training.add_argument("--max_steps", type=int, default=-1, help="Stop after this many optimizer steps (-1: use --epochs).")
+    training.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+
+
+def _add_evaluation_flags(evaluation) -> None:
+    evaluation.add_argument("--eval_steps", type=int, default=100,
+                            help="Evaluate on the dev queries every N steps (at most once an epoch apart).")
+    evaluation.add_argument("--save_steps", type=int, default=100, help="Save a checkpoint every N steps.")
+    evaluation.add_argument("--save_total_limit", type=int, default=2, help="Checkpoints kept (the best is always kept).")
+    evaluation.add_argument("--logging_steps", type=int, default=10, help="Log the training loss every N steps.")
+    evaluation.add_argument("--metric_for_best_model", type=str, default="mrr@5",
+                            help="Dev ranking metric that picks the checkpoint loaded at the end (hit@k, mrr@k, ndcg@k).")
+    evaluation.add_argument("--early_stopping_patience", type=int, default=0,
+                            help="Stop after N evaluations without improvement (0: off).")
+    evaluation.add_argument("--dev_top_n", type=int, default=20,
+                            help="First-stage candidates reranked per dev query (as main.py's --top_n).")
+    evaluation.add_argument("--eval_batch_size", type=int, default=32, help="Pairs per batch when scoring dev pairs.")
+    evaluation.add_argument("--cv_folds", type=int, default=0,
+                            help="Cross-validate instead: train one model per query fold (N >= 2) and report the "
+                                 "mean and spread of the dev metrics; --dev_ratio is then unused.")
+    evaluation.add_argument("--cv_keep_models", action="store_true",
+                            help="Keep each fold's weights and checkpoints (dropped by default: only metrics stay).")
+
+
+def _add_output_flags(output) -> None:
+    output.add_argument("--output_dir", type=str, default=None,
+                        help="Run folder; default: <runs_root>/reranker-finetuned-YYYYMMDD-HHMMSS. Must be new or empty.")
+    output.add_argument("--runs_root", type=str, default="outputs", help="Where new run folders are created.")
+    output.add_argument("--resume_from_checkpoint", type=str, default=None,
+                        help="Continue an interrupted run: a checkpoint-N folder, or 'latest' (newest checkpoint of "
+                             "--output_dir, else of the newest unfinished run under --runs_root).")
+
+
+def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Checks the flags once, up front; parser.error prints usage and exits with status 2."""
+    if args.fp16 and args.bf16:
+        parser.error("--fp16 and --bf16 exclude each other: pick --fp16 on a T4, --bf16 on Ampere or newer")
+    if not 0 <= args.dev_ratio < 1:
+        parser.error(f"--dev_ratio must be in [0, 1), got {args.dev_ratio}")
+    if not 0 <= args.warmup_ratio <= 1:
+        parser.error(f"--warmup_ratio must be in [0, 1], got {args.warmup_ratio}")
+    for flag in ("num_hard_negatives", "num_random_negatives", "dataloader_num_workers", "early_stopping_patience",
+                 "pseudo_queries_per_document"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag} must be 0 or more, got {getattr(args, flag)}")
+    for flag in ("hard_neg_top_k", "batch_size", "gradient_accumulation_steps", "eval_steps", "save_steps",
+                 "logging_steps", "save_total_limit", "dev_top_n", "eval_batch_size"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be 1 or more, got {getattr(args, flag)}")
+    if args.max_seq_length < 16:
+        parser.error(f"--max_seq_length must be at least 16 tokens, got {args.max_seq_length}")
+    if args.epochs <= 0 or args.lr <= 0:
+        parser.error("--epochs and --lr must be positive")
+    if args.max_steps == 0 or args.max_steps < -1:
+        parser.error(f"--max_steps must be -1 (use --epochs) or a positive step count, got {args.max_steps}")
+    if args.cv_folds == 1 or args.cv_folds < 0:
+        parser.error(f"--cv_folds must be 0 (off) or at least 2, got {args.cv_folds}")
+    if args.num_hard_negatives + args.num_random_negatives == 0:
+        parser.error("no negatives requested: set --num_hard_negatives or --num_random_negatives above 0")
+    metric_name, _, k = args.metric_for_best_model.partition("@")
+    if metric_name not in DEV_RANKING_METRICS or k not in {str(value) for value in CUTOFFS}:
+        parser.error(f"--metric_for_best_model must be one of {DEV_RANKING_METRICS} at a k in {CUTOFFS} "
+                     f"(such as mrr@5), got {args.metric_for_best_model!r}")
+    if args.dev_ratio > 0 and args.save_steps % args.eval_steps:
+        parser.error(f"--save_steps ({args.save_steps}) must be a multiple of --eval_steps ({args.eval_steps}) "
+                     "so the best checkpoint is always saved")

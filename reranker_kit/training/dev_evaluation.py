@@ -1,0 +1,79 @@
+"""Evaluating a model on the held-out dev queries exactly as main.py evaluates it."""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from reranker_kit.data.loading import Query
+from reranker_kit.fusion import FUSION_WEIGHTS, choose_fusion_weight, fused_scores
+from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS, evaluate_rankings
+from reranker_kit.models.pair_encoding import score_pairs, sigmoid
+from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
+from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.training.negatives import TrainingGroup
+from reranker_kit.training.result import FusionChoice
+
+
+class DevEvaluator:
+    """Pair metrics and ranking metrics of a model on the held-out dev queries.
+
+    Ranking: each dev query's candidates are the first stage's top `top_n` documents, reranked by the
+    model, exactly as `main.py` will use it; a relevant document the first stage missed counts as missed.
+    Pair metrics (the seed guide's): accuracy at 0.5 after a sigmoid, mean sigmoid score of positive and
+    of negative pairs, and their difference (margin), over the dev queries' mined pairs.
+    """
+
+    def __init__(self, dev_queries: Sequence[Query], dev_groups: Sequence[TrainingGroup], corpus: dict[int, str],
+                 index: LexicalIndex, doc_ids: Sequence[int], tokenizer, max_length: int, batch_size: int,
+                 top_n: int, ks: Sequence[int] = CUTOFFS):
+        self.queries, self.corpus = list(dev_queries), corpus
+        self.tokenizer, self.max_length, self.batch_size, self.ks = tokenizer, max_length, batch_size, tuple(ks)
+        self.relevant = {query.qid: query.relevant_ids for query in dev_queries}
+        self.candidates = retrieve_candidates(index, doc_ids, dev_queries, top_n)
+        self.labelled_pairs, labels = [], []
+        for group in dev_groups:
+            self.labelled_pairs += [(group.query, corpus[doc_id]) for doc_id in (group.positive_id, *group.negative_ids)]
+            labels += [1.0] + [0.0] * len(group.negative_ids)
+        self.labels = np.asarray(labels)
+
+    def ranking_metrics(self, scores_by_query: dict[str, np.ndarray]) -> dict[str, float]:
+        return evaluate_rankings(rank(scores_by_query, self.candidates), self.relevant, self.ks, metrics=DEV_RANKING_METRICS)
+
+    def first_stage_metrics(self) -> dict[str, float]:
+        return self.ranking_metrics(self.candidates.first_stage_scores)
+
+    def candidate_scores(self, model) -> dict[str, np.ndarray]:
+        """The model's score of each dev query's candidates, in candidate order."""
+        return rerank_scores(self._scorer(model), self.queries, self.candidates, self.corpus)
+
+    def __call__(self, model) -> dict[str, float]:
+        return self._metrics(model, self.candidate_scores(model))
+
+    def evaluate_with_fusion(self, model, metric: str) -> tuple[dict[str, float], FusionChoice]:
+        """The final metrics and the fusion weight chosen on dev, from one scoring of the candidates.
+
+        The weight (0 = first stage only, 1 = reranker only) follows `fusion.choose_fusion_weight`: the
+        best `metric` among weights no worse than the first stage.
+        """
+        reranker = self.candidate_scores(model)
+        by_weight = {f"{weight:.1f}": self.ranking_metrics(fused_scores(self.candidates, reranker, weight))
+                     for weight in FUSION_WEIGHTS}
+        best = choose_fusion_weight(by_weight, metric, self.ks)
+        fusion = FusionChoice(weight=float(best), metric=metric, fused_dev_metrics=by_weight[best],
+                              dev_metrics_by_weight=by_weight)
+        return self._metrics(model, reranker), fusion
+
+    def _metrics(self, model, candidate_scores: dict[str, np.ndarray]) -> dict[str, float]:
+        probabilities = sigmoid(self._scorer(model)(self.labelled_pairs))
+        positive, negative = probabilities[self.labels == 1.0], probabilities[self.labels == 0.0]
+        metrics = {
+            "accuracy": float(np.mean((probabilities >= 0.5) == (self.labels == 1.0))),
+            "avg_pos_score": float(positive.mean()) if positive.size else 0.0,
+            "avg_neg_score": float(negative.mean()) if negative.size else 0.0,
+        }
+        metrics["margin"] = metrics["avg_pos_score"] - metrics["avg_neg_score"]
+        metrics.update(self.ranking_metrics(candidate_scores))
+        return metrics
+
+    def _scorer(self, model):
+        return lambda pairs: score_pairs(model, self.tokenizer, pairs, self.max_length, self.batch_size)

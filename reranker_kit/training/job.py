@@ -1,0 +1,169 @@
+"""The training job as `fine_tune_reranker.py` runs it, top to bottom: flags, data, split, run folder,
+negatives, training, outputs; or the same once per fold under --cv_folds."""
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from reranker_kit.cli import parse_arguments
+from reranker_kit.data.augmentation import answers_as_queries, passages_as_queries
+from reranker_kit.data.loading import Query, load_corpus, load_queries
+from reranker_kit.data.splits import fold_splits, split_queries
+from reranker_kit.distributed import run_on_main
+from reranker_kit.errors import CheckpointError, KitError
+from reranker_kit.models.loading import resolve_model_name
+from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.run_folder import (
+    CV_PREFIX,
+    checkpoints,
+    create_run_dir,
+    is_checkpoint,
+    is_complete,
+    newest_unfinished_run_with_checkpoint,
+    remove_model_files,
+    write_finished_run,
+)
+from reranker_kit.training.arguments import build_parser, validate_args
+from reranker_kit.training.negatives import effective_hard_top_k, mine_training_groups
+from reranker_kit.training.result import DataSummary, TrainingResult
+
+logger = logging.getLogger("fine_tune_reranker")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(build_parser(), validate_args, argv)
+
+    # Data: the corpus and the labelled queries, validated before anything is written.
+    corpus = load_corpus(args.corpus_csv)
+    queries = load_queries(args.train_xlsx, corpus)
+    resolve_model_name(args.base_model)  # A mistyped model folder fails before any folder is created.
+    if args.cv_folds > 1:
+        cross_validate(args, corpus, queries)
+        return
+    train_queries, dev_queries = split_queries(queries, args.dev_ratio, args.seed)
+    if not dev_queries:
+        logger.warning("--dev_ratio 0: training on all %d queries; no dev metric and no best-checkpoint "
+                       "choice is possible, the last step's weights are kept", len(queries))
+
+    # Where this run writes: a new folder, or the folder of the run being resumed. Only the main
+    # process creates it; under torchrun every process then uses that same folder.
+    run_dir, resume_checkpoint = run_on_main(lambda: resolve_run_dir(args))
+    train_one(args, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
+
+
+def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: list[Query], dev_queries: list[Query],
+              run_dir: Path, resume_checkpoint: Path | None = None) -> TrainingResult:
+    """Mines negatives, trains, evaluates and writes one run's folder; returns its result."""
+    started = time.time()
+    labelled_train_queries = len(train_queries)
+    if args.augment_with_answers:
+        train_queries = train_queries + answers_as_queries(train_queries)
+    # The corpus belongs to no split: its sentences may join the training side of every split and fold.
+    train_queries = train_queries + passages_as_queries(corpus, args.pseudo_queries_per_document)
+
+    # Negatives: one lexical index over the corpus, every query scored in one batch.
+    doc_ids = list(corpus)
+    index = LexicalIndex([corpus[doc_id] for doc_id in doc_ids], method=args.hard_neg_method)
+    hard_top_k = effective_hard_top_k(args.hard_neg_top_k, len(doc_ids))
+    mining = (index, doc_ids, args.num_hard_negatives, args.num_random_negatives, hard_top_k)
+    train_groups, train_report = mine_training_groups(train_queries, *mining, args.seed)
+    dev_groups, dev_report = mine_training_groups(dev_queries, *mining, args.seed + 1)
+    logger.info("training pairs: %d positive, %d hard negative, %d random negative (%d queries)",
+                train_report.positive_pairs, train_report.hard_negative_pairs, train_report.random_negative_pairs,
+                train_report.queries)
+
+    # Model, Trainer and training; torch and transformers load only now, after the cheap checks.
+    from reranker_kit.training.run import TrainingData, train_reranker
+
+    data = TrainingData(corpus, train_groups, dev_queries, dev_groups, index, doc_ids)
+    try:
+        result = train_reranker(args, data, run_dir, resume_checkpoint)
+    except KitError:
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # Created for this run a moment ago and still empty: leave nothing behind.
+        raise
+    if result is None:
+        sys.exit(130)  # Interrupted: a checkpoint was saved and the run can be resumed.
+    if result.is_main_process:
+        summary = DataSummary(documents=len(corpus), train_queries=labelled_train_queries,
+                              augmented_train_queries=len(train_queries), dev_queries=len(dev_queries),
+                              train_pairs=train_report.as_dict(), dev_pairs=dev_report.as_dict())
+        report_finished(write_finished_run(run_dir, vars(args), result, summary, started), run_dir, result)
+    return result
+
+
+def report_finished(info: dict, run_dir: Path, result: TrainingResult) -> None:
+    logger.info("finished: %s (%.1f s)", run_dir, info["wall_time_s"])
+    if result.dev is not None:
+        metric = result.dev.metric_for_best_model
+        logger.info("dev %s: %.4f before fine-tuning, %.4f after", metric, result.dev.pretrained[metric],
+                    result.dev.fine_tuned[metric])
+
+
+def cross_validate(args: argparse.Namespace, corpus: dict[int, str], queries: list[Query]) -> None:
+    """Trains one model per query fold and reports each fold's dev metrics with their mean and spread."""
+    from reranker_kit.training.cross_validation import summarize_folds, write_cv_report
+
+    if args.resume_from_checkpoint or args.output_dir:
+        raise KitError("--cv_folds runs in a new folder of its own: drop --resume_from_checkpoint and --output_dir")
+    cv_dir = create_run_dir(args.runs_root, prefix=CV_PREFIX)
+    results = []
+    for fold, (train_queries, dev_queries) in enumerate(fold_splits(queries, args.cv_folds, args.seed), start=1):
+        logger.info("fold %d/%d: %d training and %d dev queries", fold, args.cv_folds, len(train_queries),
+                    len(dev_queries))
+        fold_dir = cv_dir / f"fold-{fold}"
+        fold_dir.mkdir()
+        results.append(train_one(args, corpus, train_queries, dev_queries, fold_dir))
+        if not args.cv_keep_models:
+            remove_model_files(fold_dir)
+    write_cv_report(cv_dir, summarize_folds(results), vars(args))
+    logger.info("cross-validation finished: %s", cv_dir)
+
+
+def resolve_run_dir(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The run folder and, when resuming, the checkpoint to resume from.
+
+    A new run always gets a folder of its own; resuming writes into the interrupted run's folder.
+    """
+    if args.resume_from_checkpoint is None:
+        return new_run_dir(args), None
+    if args.resume_from_checkpoint == "latest":
+        run_dir = Path(args.output_dir) if args.output_dir is not None else newest_unfinished_run_with_checkpoint(args.runs_root)
+        if run_dir is None:
+            raise CheckpointError(f"--resume_from_checkpoint latest: no unfinished run with a checkpoint under "
+                                  f"{args.runs_root}; start a new run instead")
+        found = checkpoints(run_dir)
+        if not found:
+            raise CheckpointError(f"--resume_from_checkpoint latest: {run_dir} holds no checkpoint-N folder; "
+                                  "start a new run instead")
+        checkpoint = found[-1]
+    else:
+        checkpoint = Path(args.resume_from_checkpoint)
+        if not is_checkpoint(checkpoint):
+            raise CheckpointError(
+                f"--resume_from_checkpoint {checkpoint} is not a Trainer checkpoint (a checkpoint-N folder with "
+                "trainer_state.json, config.json and the weights). To start from a model's weights only, pass it "
+                "as --base_model instead.")
+        run_dir = checkpoint.parent
+        if args.output_dir is not None and Path(args.output_dir).resolve() != run_dir.resolve():
+            raise CheckpointError(f"--output_dir {args.output_dir} differs from the folder of the checkpoint "
+                                  f"({run_dir}); drop --output_dir, a resumed run continues in its own folder")
+    if is_complete(run_dir):
+        raise CheckpointError(f"{run_dir} finished already; to train further, start a new run with "
+                              f"--base_model {run_dir}")
+    logger.info("resuming %s from %s", run_dir, checkpoint.name)
+    return run_dir, checkpoint
+
+
+def new_run_dir(args: argparse.Namespace) -> Path:
+    """A new folder under --runs_root, or the --output_dir given, which must be new or empty."""
+    if args.output_dir is None:
+        return create_run_dir(args.runs_root)
+    run_dir = Path(args.output_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise KitError(f"--output_dir {run_dir} already holds files; give a new folder, or resume that run "
+                       "with --resume_from_checkpoint latest")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir

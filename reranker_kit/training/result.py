@@ -1,0 +1,55 @@
+"""What one training run produced, as typed objects passed from the trainer to the run folder and CV."""
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """How much data the run saw: documents, queries on each side, and the mined pairs."""
+
+    documents: int
+    train_queries: int  # Labelled queries on the training side.
+    augmented_train_queries: int  # The same plus answers and corpus sentences used as queries.
+    dev_queries: int
+    train_pairs: dict
+    dev_pairs: dict
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FusionChoice:
+    """The reranker weight chosen for fusion with the first stage, and the evidence for it."""
+
+    weight: float
+    metric: str
+    fused_dev_metrics: dict[str, float]
+    dev_metrics_by_weight: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class DevMetrics:
+    """Dev-query metrics of each ranker: first stage, pretrained model, fine-tuned model, fused."""
+
+    fine_tuned: dict[str, float]
+    pretrained: dict[str, float]
+    first_stage: dict[str, float]
+    fused: dict[str, float]
+    metric_for_best_model: str
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Everything `run_folder.write_finished_run` records about a finished run."""
+
+    dev: DevMetrics | None  # None when no dev queries were held out.
+    fusion: FusionChoice | None
+    train_metrics: dict
+    log_history: list[dict]
+    best_checkpoint: str | None
+    base_model: dict
+    device: str
+    world_size: int
+    peak_memory_gib: dict[str, float]
+    is_main_process: bool = True

@@ -1,0 +1,211 @@
+"""One fine-tuning run through the Hugging Face Trainer: model, precision, schedule, train, evaluate, save.
+
+Imported only after the flags and data were checked, so bad input fails before torch loads; cross-
+validation runs it once per fold.
+"""
+
+import logging
+import math
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
+
+from reranker_kit.data.loading import Query
+from reranker_kit.distributed import world_size
+from reranker_kit.models.loading import load_cross_encoder
+from reranker_kit.models.pair_encoding import position_limit
+from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.run_folder import read_baseline, write_baseline
+from reranker_kit.training.dataset import CrossEncoderCollator, build_train_dataset
+from reranker_kit.training.dev_evaluation import DevEvaluator
+from reranker_kit.training.negatives import TrainingGroup
+from reranker_kit.training.result import DevMetrics, TrainingResult
+from reranker_kit.training.trainer import EvaluateAtEndCallback, GracefulInterruptCallback, RerankerTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run trains and evaluates on, mined and indexed before torch is imported."""
+
+    corpus: dict[int, str]
+    train_groups: list[TrainingGroup]
+    dev_queries: list[Query]
+    dev_groups: list[TrainingGroup]
+    index: LexicalIndex
+    doc_ids: list[int]
+
+
+def choose_precision(fp16: bool, bf16: bool) -> tuple[bool, bool]:
+    """The mixed precision the hardware supports; asking for more warns and trains in full precision."""
+    if not (fp16 or bf16):
+        return False, False
+    if not torch.cuda.is_available():
+        logger.warning("--%s needs a CUDA GPU and none is available: training in full precision (fp32)",
+                       "fp16" if fp16 else "bf16")
+        return False, False
+    if bf16 and not torch.cuda.is_bf16_supported(including_emulation=False):
+        logger.warning("--bf16 needs compute capability 8.0 or newer (this GPU: %s); training in full precision. "
+                       "Use --fp16 on this GPU.", ".".join(map(str, torch.cuda.get_device_capability())))
+        return False, False
+    return fp16, bf16
+
+
+def schedule(args, num_train_rows: int, has_dev: bool) -> tuple[int, int]:
+    """Eval and save intervals that give at least one evaluation per epoch on small data."""
+    rows_per_step = args.batch_size * args.gradient_accumulation_steps * world_size()
+    steps_per_epoch = max(math.ceil(num_train_rows / rows_per_step), 1)
+    eval_steps, save_steps = args.eval_steps, args.save_steps
+    if has_dev and eval_steps > steps_per_epoch:
+        logger.warning("--eval_steps %d is longer than an epoch (%d optimizer steps): evaluating and saving every "
+                       "%d steps so the best checkpoint can be chosen", eval_steps, steps_per_epoch, steps_per_epoch)
+        eval_steps = save_steps = steps_per_epoch
+    return eval_steps, save_steps
+
+
+def load_model(args):
+    """(model, tokenizer, resolved name, max length), the fresh head seeded, embeddings frozen if asked."""
+    set_seed(args.seed)  # Before loading: the fresh classification head is initialised from it.
+    model, tokenizer, resolved = load_cross_encoder(args.base_model)
+    max_length = min(args.max_seq_length, position_limit(model.config))
+    if max_length < args.max_seq_length:
+        logger.warning("--max_seq_length %d exceeds what %s supports; using %d", args.max_seq_length,
+                       args.base_model, max_length)
+    if args.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return model, tokenizer, resolved, max_length
+
+
+def training_arguments(args, run_dir: Path, eval_steps: int, save_steps: int, has_dev: bool) -> TrainingArguments:
+    fp16, bf16 = choose_precision(args.fp16, args.bf16)
+    use_cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        learning_rate=args.lr,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        fp16=fp16,
+        bf16=bf16,
+        gradient_checkpointing=args.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        # Pad each batch to its longest pair and batch similar lengths together.
+        group_by_length=True,
+        length_column_name="length",
+        remove_unused_columns=False,
+        eval_strategy="steps" if has_dev else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=args.save_total_limit,
+        load_best_model_at_end=has_dev,
+        metric_for_best_model=args.metric_for_best_model if has_dev else None,
+        greater_is_better=True,
+        logging_steps=args.logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        seed=args.seed,
+        data_seed=args.seed,
+        dataloader_num_workers=args.dataloader_num_workers,
+        dataloader_pin_memory=use_cuda,
+        # Fused AdamW on CPU too: the foreach step over a trainable 256M-row embedding matrix is far slower.
+        optim="adamw_torch_fused",
+        # use_cpu lets accelerate see a CPU torchrun launch as multi-process (gloo) data parallelism.
+        use_cpu=not use_cuda,
+        ddp_find_unused_parameters=False,
+        disable_tqdm=True,
+    )
+
+
+def build_trainer(args, model, tokenizer, max_length: int, data: TrainingData, run_dir: Path
+                  ) -> tuple[RerankerTrainer, GracefulInterruptCallback]:
+    """The Trainer with its dataset, collator, dev evaluator and callbacks; also the interrupt callback."""
+    train_dataset = build_train_dataset(data.train_groups, data.corpus, tokenizer, max_length, args.loss)
+    has_dev = bool(data.dev_queries)
+    dev_evaluator = (DevEvaluator(data.dev_queries, data.dev_groups, data.corpus, data.index, data.doc_ids, tokenizer,
+                                  max_length, args.eval_batch_size, args.dev_top_n) if has_dev else None)
+    eval_steps, save_steps = schedule(args, len(train_dataset), has_dev)
+    interrupt = GracefulInterruptCallback()
+    callbacks = [interrupt, EvaluateAtEndCallback()]
+    if args.early_stopping_patience and has_dev:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    trainer = RerankerTrainer(
+        model=model,
+        args=training_arguments(args, run_dir, eval_steps, save_steps, has_dev),
+        train_dataset=train_dataset,
+        eval_dataset=train_dataset.select(range(1)) if has_dev else None,  # Unused: evaluate() reranks dev queries.
+        data_collator=CrossEncoderCollator(tokenizer, args.loss),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        loss=args.loss,
+        dev_evaluator=dev_evaluator,
+    )
+    return trainer, interrupt
+
+
+def pretrained_dev_metrics(trainer: RerankerTrainer, run_dir: Path, resuming: bool) -> dict | None:
+    """The pretrained model's dev metrics; a resumed run reuses those of its first start."""
+    if trainer.dev_evaluator is None:
+        return None
+    baseline = read_baseline(run_dir) if resuming else None
+    if baseline is None:
+        baseline = trainer.dev_evaluator(trainer.model)
+        if trainer.is_world_process_zero():
+            write_baseline(run_dir, baseline)
+    logger.info("dev metrics before fine-tuning: %s", _brief(baseline))
+    return baseline
+
+
+def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: Path | None) -> TrainingResult | None:
+    """Trains and returns the result, or None when a signal stopped training after a checkpoint."""
+    model, tokenizer, resolved, max_length = load_model(args)
+    trainer, interrupt = build_trainer(args, model, tokenizer, max_length, data, run_dir)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    baseline = pretrained_dev_metrics(trainer, run_dir, resuming=resume_checkpoint is not None)
+    train_output = trainer.train(resume_from_checkpoint=str(resume_checkpoint) if resume_checkpoint else None)
+    if interrupt.interrupted:
+        step = trainer.state.global_step
+        logger.warning("stopped at step %d; checkpoint saved in %s. Resume with: python fine_tune_reranker.py "
+                       "<same flags> --resume_from_checkpoint %s", step, run_dir, run_dir / f"checkpoint-{step}")
+        return None
+    dev, fusion = None, None
+    if trainer.dev_evaluator is not None:
+        final, fusion = trainer.dev_evaluator.evaluate_with_fusion(trainer.model, args.metric_for_best_model)
+        dev = DevMetrics(fine_tuned=final, pretrained=baseline, first_stage=trainer.dev_evaluator.first_stage_metrics(),
+                         fused=fusion.fused_dev_metrics, metric_for_best_model=args.metric_for_best_model)
+        logger.info("dev metrics after fine-tuning: %s", _brief(final))
+        logger.info("fusion weight %.1f chosen on dev (%s %.3f)", fusion.weight, args.metric_for_best_model,
+                    fusion.fused_dev_metrics[args.metric_for_best_model])
+    trainer.save_model(str(run_dir))
+    trainer.save_state()
+    return TrainingResult(
+        dev=dev, fusion=fusion, train_metrics=train_output.metrics, log_history=trainer.state.log_history,
+        best_checkpoint=trainer.state.best_model_checkpoint, base_model=_model_summary(args, model, resolved, max_length),
+        device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        world_size=trainer.args.world_size, peak_memory_gib=peak_memory_gib(), is_main_process=trainer.is_world_process_zero())
+
+
+def _model_summary(args, model, resolved: str, max_length: int) -> dict:
+    return {"name": args.base_model, "resolved": resolved, "max_length": max_length,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+
+
+def peak_memory_gib() -> dict[str, float]:
+    peaks = {"process_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # Linux reports KiB.
+    if torch.cuda.is_available():
+        peaks["cuda_allocated"] = torch.cuda.max_memory_allocated() / 2**30
+    return peaks
+
+
+def _brief(metrics: dict) -> str:
+    return ", ".join(f"{key} {value:.3f}" for key, value in metrics.items()
+                     if isinstance(value, float) and ("@5" in key or key == "accuracy"))

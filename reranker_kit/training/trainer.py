@@ -1,0 +1,93 @@
+"""The Trainer the kit trains with: the reranker losses, evaluation by reranking, and its callbacks.
+
+Two losses are offered. `bce` scores each (query, document) pair on its own against a 0/1 label.
+`listwise` scores a query's positive together with its negatives and applies softmax cross-entropy
+with the positive as the target, as FlagEmbedding trains its rerankers: the model only has to rank the
+positive above its negatives, not reach absolute probabilities.
+"""
+
+import logging
+import signal
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback
+
+from reranker_kit.training.dataset import MODEL_INPUT_KEYS
+
+logger = logging.getLogger(__name__)
+
+
+def reranker_loss(logits: torch.Tensor, inputs: dict[str, torch.Tensor], loss: str) -> torch.Tensor:
+    """BCE on single logits or softmax cross-entropy over each group; always on fp32 logits."""
+    logits = logits.view(-1).float()
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(logits, inputs["labels"].float())
+    group_losses = [-torch.log_softmax(group, dim=0)[0] for group in torch.split(logits, inputs["group_sizes"].tolist())]
+    return torch.stack(group_losses).mean()
+
+
+class RerankerTrainer(Trainer):
+    """A Trainer with the reranker loss and an `evaluate` that reranks the dev queries."""
+
+    def __init__(self, *args, loss: str, dev_evaluator=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_name = loss
+        self.dev_evaluator = dev_evaluator
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # num_items_in_batch: passed by transformers >= 4.46; each micro-batch loss is already a mean.
+        model_inputs = {key: value for key, value in inputs.items() if key in MODEL_INPUT_KEYS}
+        outputs = model(**model_inputs)
+        loss = reranker_loss(outputs.logits, inputs, self.loss_name)
+        return (loss, outputs) if return_outputs else loss
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        if self.dev_evaluator is None:
+            return {}
+        metrics = {f"{metric_key_prefix}_{name}": value for name, value in self.dev_evaluator(self.model).items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class EvaluateAtEndCallback(TrainerCallback):
+    """Evaluates and saves at the last step too, so the final weights compete for best checkpoint."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps and args.eval_strategy != "no":
+            control.should_evaluate = True
+            control.should_save = True
+        return control
+
+
+class GracefulInterruptCallback(TrainerCallback):
+    """The first Ctrl-C (SIGINT) or SIGTERM saves a checkpoint at the end of the current step and stops.
+
+    A second Ctrl-C interrupts at once, as usual.
+    """
+
+    def __init__(self):
+        self.interrupted = False
+        self._previous_handlers = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+
+    def _request_stop(self, signum, frame):
+        if self.interrupted and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        logger.warning("%s received: saving a checkpoint after this step, then stopping "
+                       "(press Ctrl-C again to abort without saving)", signal.Signals(signum).name)
+        self.interrupted = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.interrupted:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
