@@ -2,7 +2,7 @@
 
 import pytest
 
-from reranker_kit.data.loading import load_corpus, load_queries, parse_ground_truth
+from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries, parse_ground_truth
 from reranker_kit.errors import DataError
 
 from conftest import CORPUS_CSV, TEST_XLSX, TRAIN_XLSX, run_script, write_corpus, write_queries
@@ -40,6 +40,18 @@ def test_shipped_sample_loads():
     assert several >= len(train) / 3
     assert sum(len(text) > 1500 for text in corpus.values()) >= 3
     assert all(query.difficulty in (1, 2, 3) and query.answer for query in train + test)
+
+
+@pytest.mark.parametrize("cell, level", [(4, 4), (7, 7), ("2", 2), (3.0, 3), ("khó", "khó"), ("2.5", "2.5"),
+                                         ("  dễ ", "dễ"), (None, None), ("", None)])
+def test_difficulty_is_a_label_never_a_reason_to_refuse(tmp_path, cell, level):
+    corpus = load_corpus(write_corpus(tmp_path / "c.csv", GOOD_CORPUS))
+    (query,) = load_queries(write_queries(tmp_path / "q.xlsx", [query_row(difficulty=cell)]), corpus)
+    assert query.difficulty == level
+
+
+def test_difficulty_levels_sort_numbers_first_then_labels():
+    assert sorted(["khó", 10, 2, "dễ", 1], key=difficulty_order) == [1, 2, 10, "dễ", "khó"]
 
 
 def test_ground_truth_read_back_from_xlsx(tmp_path):
@@ -106,7 +118,6 @@ BAD_QUERIES = {
     "unknown ground truth": ([query_row(truth="2, 99")], ["row 2", "99", "not an STT"]),
     "unparsable ground truth": ([query_row(truth="hai")], ["row 2", "cannot read 'Ground truth document'"]),
     "empty ground truth": ([query_row(truth=None)], ["row 2", "cannot read"]),
-    "bad difficulty": ([query_row(difficulty=7)], ["row 2", "Difficulty"]),
     "no rows": ([], ["no queries"]),
 }
 

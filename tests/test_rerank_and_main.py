@@ -78,11 +78,31 @@ def test_main_end_to_end(small_data, trained_run, tmp_path):
     for run in report["runs"]:
         assert set(run["metrics"]) == expected_keys
         assert all(0 <= value <= 1 for value in run["metrics"].values())
-    assert {row["difficulty"] for row in report["by_difficulty"]} <= {1, 2, 3}
+    assert {row["difficulty"] for row in report["by_difficulty"]} <= {1, 2, 3, 4}
     (report_dir,) = runs_root.glob("eval-*")
     assert {"metrics.csv", "metrics.json", "metrics_by_k_train.png", "metrics_by_k_test.png"} <= {
         path.name for path in report_dir.iterdir()}
     assert "=== train" in result.stdout and "fine_tuned" in result.stdout
+
+
+def test_main_reports_every_difficulty_level_a_file_uses(tmp_path):
+    """Levels 1 to 4 and a text label, as real club files have them: each gets its rows, in order."""
+    from conftest import write_corpus, write_queries
+
+    corpus = write_corpus(tmp_path / "c.csv", [(1, "Lịch sinh hoạt vào tối thứ tư"), (2, "Phí thành viên một trăm nghìn"),
+                                               (3, "Phòng lab ở tầng ba nhà A2")])
+    rows = [{"Query": text, "Ground truth document": truth, "Ground truth answer": "a", "Difficulty": level}
+            for text, truth, level in [("lịch sinh hoạt", 1, 4), ("phí bao nhiêu", 2, 1), ("lab ở đâu", 3, "khó"),
+                                       ("sinh hoạt tối nào", 1, 2), ("phong lab", 3, 3), ("đóng phí", 2, 4)]]
+    queries = write_queries(tmp_path / "q.xlsx", rows)
+    output_json = tmp_path / "report.json"
+    result = run_script("main.py", "--corpus_csv", str(corpus), "--eval_xlsx", str(queries), "--reranker", "none",
+                        "--pretrained_reranker", "none", "--top_n", "3", "--output_json", str(output_json),
+                        "--runs_root", str(tmp_path / "o"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    levels = [row["difficulty"] for row in json.loads(output_json.read_text())["by_difficulty"]]
+    assert levels == [1, 2, 3, 4, "khó"]
+    assert "difficulty 4 (2 queries)" in result.stdout and "difficulty khó (1 queries)" in result.stdout
 
 
 def test_main_first_stage_only_needs_no_model(small_data, tmp_path):

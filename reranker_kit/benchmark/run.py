@@ -6,7 +6,7 @@ from pathlib import Path
 from reranker_kit.benchmark.arguments import build_parser, validate_args
 from reranker_kit.benchmark.report import TABLE_METRICS, print_difficulty_tables, print_tables, write_report
 from reranker_kit.cli import parse_arguments
-from reranker_kit.data.loading import load_corpus, load_queries
+from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries
 from reranker_kit.errors import KitError, ModelLoadError
 from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
@@ -146,7 +146,7 @@ def ranker_rows(ranker: str, dataset: str, queries, rankings, corpus, ks) -> lis
                                  answers={query.qid: query.answer for query in subset}, metrics=TABLE_METRICS)
 
     rows = [{"name": ranker, "dataset": dataset, "difficulty": None, "queries": len(queries), "metrics": evaluate(queries)}]
-    for level in sorted({query.difficulty for query in queries if query.difficulty is not None}):
+    for level in sorted({query.difficulty for query in queries if query.difficulty is not None}, key=difficulty_order):
         subset = [query for query in queries if query.difficulty == level]
         rows.append({"name": ranker, "dataset": dataset, "difficulty": level, "queries": len(subset),
                      "metrics": evaluate(subset)})

@@ -35,7 +35,8 @@ class Query:
     text: str
     relevant_ids: tuple[int, ...]
     answer: str
-    difficulty: int | None
+    # A level label for the per-level tables: a whole number (1 to 4 in the club's files) or a short text.
+    difficulty: int | str | None
     source: str
     row: int
 
@@ -120,7 +121,7 @@ def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
 
     Raises:
         DataError: missing or unreadable file, missing column, no rows, an empty query, an unparsable
-            or unknown ground-truth id, a difficulty other than 1, 2 or 3.
+            or unknown ground-truth id. Difficulty never refuses a file: it is only a label.
     """
     path = Path(path)
     frame = _read_table(path, kind="xlsx")
@@ -153,7 +154,7 @@ def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
                 text=text,
                 relevant_ids=relevant_ids,
                 answer=_clean_text(record[ANSWER_COLUMN]),
-                difficulty=_parse_difficulty(record[DIFFICULTY_COLUMN], path, row),
+                difficulty=_parse_difficulty(record[DIFFICULTY_COLUMN]),
                 source=path.name,
                 row=row,
             )
@@ -161,16 +162,21 @@ def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
     return queries
 
 
-def _parse_difficulty(cell: object, path: Path, row: int) -> int | None:
-    if _clean_text(cell) == "":
+def _parse_difficulty(cell: object) -> int | str | None:
+    """A whole number stays a number (`2`, `2.0`, `"3"`); anything else is kept as a text label."""
+    text = _clean_text(cell)
+    if not text:
         return None  # Difficulty only groups the report; a query without one still counts.
     try:
-        (difficulty,) = parse_ground_truth(cell)
+        number = float(text)
     except ValueError:
-        difficulty = 0
-    if difficulty not in (1, 2, 3):
-        raise DataError(f"{path}, row {row}: '{DIFFICULTY_COLUMN}' is {cell!r}; use 1, 2 or 3, or leave it empty.")
-    return difficulty
+        return text
+    return int(number) if math.isfinite(number) and number == int(number) else text
+
+
+def difficulty_order(level: int | str) -> tuple:
+    """Sorts levels as people read them: numbers ascending, then text labels alphabetically."""
+    return (0, level, "") if isinstance(level, int) else (1, 0, level)
 
 
 def _read_table(path: Path, kind: str) -> pd.DataFrame:
