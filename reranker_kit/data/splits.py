@@ -1,15 +1,52 @@
 """Splitting labelled queries into training and held-out queries: one dev split, or k folds.
 
 Splits are by query, never by pair, so no query's pairs land on both sides, and both come from one
-seeded permutation, so the same seed gives the same split on every machine.
+seeded permutation, so the same seed gives the same split on every machine. Repeated queries are
+merged first (`merge_duplicate_queries`), so the same question never sits on both sides.
 """
 
+import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from reranker_kit.data.loading import Query
 from reranker_kit.errors import KitError
+from reranker_kit.retrieval.text import normalize_text
+
+logger = logging.getLogger(__name__)
+# How many repeated queries a warning names before summarising.
+EXAMPLES_IN_WARNING = 3
+
+
+def query_key(text: str) -> str:
+    """What makes two queries the same question: equal after normalisation, case and spacing aside."""
+    return " ".join(normalize_text(text).casefold().split())
+
+
+def merge_duplicate_queries(queries: Sequence[Query]) -> list[Query]:
+    """One query per distinct (normalised) text, relevant to the union of its copies' ground truths.
+
+    The first copy keeps its place, text, answer and difficulty; a warning names the merged rows.
+    """
+    merged: dict[str, Query] = {}
+    repeats: dict[str, list[int]] = {}
+    for query in queries:
+        key = query_key(query.text)
+        if key not in merged:
+            merged[key] = query
+            continue
+        first = merged[key]
+        merged[key] = replace(first, relevant_ids=tuple(dict.fromkeys(first.relevant_ids + query.relevant_ids)))
+        repeats.setdefault(key, [first.row]).append(query.row)
+    if repeats:
+        examples = "; ".join(f"rows {', '.join(map(str, rows))} ({merged[key].text!r})"
+                             for key, rows in list(repeats.items())[:EXAMPLES_IN_WARNING])
+        logger.warning("%s: %d quer%s asked more than once, merged into one each with the union of their ground "
+                       "truths, so no copy sits on both sides of a split: %s%s", queries[0].source, len(repeats),
+                       "y" if len(repeats) == 1 else "ies", examples, "; ..." if len(repeats) > EXAMPLES_IN_WARNING else "")
+    return list(merged.values())
 
 
 def seeded_order(count: int, seed: int) -> list[int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from reranker_kit.cli import parse_arguments
 from reranker_kit.data.augmentation import answers_as_queries, passages_as_queries
 from reranker_kit.data.loading import Query, load_corpus, load_queries
-from reranker_kit.data.splits import fold_splits, split_queries
+from reranker_kit.data.splits import fold_splits, merge_duplicate_queries, split_queries
 from reranker_kit.distributed import run_on_main
 from reranker_kit.errors import CheckpointError, KitError
 from reranker_kit.models.loading import resolve_model_name
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # Data: the corpus and the labelled queries, validated before anything is written.
     corpus = load_corpus(args.corpus_csv)
-    queries = load_queries(args.train_xlsx, corpus)
+    queries = merge_duplicate_queries(load_queries(args.train_xlsx, corpus))
     resolve_model_name(args.base_model)  # A mistyped model folder fails before any folder is created.
     if args.cv_folds > 1:
         cross_validate(args, corpus, queries)
