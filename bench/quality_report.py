@@ -21,7 +21,7 @@ def main(workdir: Path) -> None:
             continue
         summary = json.loads(results[-1].read_text(encoding="utf-8"))["summary"]
         for ranker in ("first_stage", "pretrained", "fine_tuned", "fused"):
-            label = ranker if ranker != "fused" else f"fused (weights {summary['fused']['weights']})"
+            label = ranker if ranker != "fused" else f"fused ({', '.join(summary['fused']['settings'])})"
             cells = [f"{summary[ranker][key]['mean']:.3f} ± {summary[ranker][key]['std']:.3f}" for key in KEYS]
             rows.append(f"| {recipe_dir.name} | {label} | " + " | ".join(cells) + " |")
     print("| recipe | ranker | " + " | ".join(KEYS) + " |")

@@ -59,11 +59,12 @@ def side_files(workdir: Path) -> dict[str, tuple[Path, Path]]:
     """{direction: (training file, evaluation file)}, written once into workdir."""
     corpus = load_corpus(SAMPLE_CORPUS_CSV)
     ordered = hardest_first(corpus, merge_duplicate_queries(load_queries(SAMPLE_TRAIN_XLSX, corpus)))
-    cut = round(len(ordered) * TRAIN_SHARE)
-    hard, easy = write_query_file(workdir / "hard70.xlsx", ordered[:cut]), write_query_file(workdir / "easy30.xlsx", ordered[cut:])
-    cut = len(ordered) - cut
-    hard30, easy70 = write_query_file(workdir / "hard30.xlsx", ordered[:cut]), write_query_file(workdir / "easy70.xlsx", ordered[cut:])
-    return {"hard_to_easy": (hard, easy), "easy_to_hard": (easy70, hard30)}
+    large = round(len(ordered) * TRAIN_SHARE)
+    small = len(ordered) - large
+    return {"hard_to_easy": (write_query_file(workdir / "hard70.xlsx", ordered[:large]),
+                             write_query_file(workdir / "easy30.xlsx", ordered[large:])),
+            "easy_to_hard": (write_query_file(workdir / "easy70.xlsx", ordered[small:]),
+                             write_query_file(workdir / "hard30.xlsx", ordered[:small]))}
 
 
 def train(workdir: Path, seeds: list[int]) -> None:

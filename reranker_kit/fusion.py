@@ -1,52 +1,132 @@
 """Fusing first-stage and reranker scores, and choosing how much to trust the reranker.
 
-Weight 0 is the first stage alone and weight 1 the reranker alone; the weight a training run chooses
-on its held-out queries is stored in the run folder (`run_folder.FUSION_FILE`) and applied by main.py.
+A fused score is `weight * reranker + (1 - weight) * first stage`, both normalised within the query by
+one of three methods: `minmax` (0 to 1), `zscore` (mean 0, spread 1: a first stage that is sure of its
+top document keeps a large lead), or `rrf` (reciprocal ranks, blind to scores). Weight 0 is the first
+stage alone, weight 1 the reranker alone.
+
+Choosing the setting on held-out queries (`choose_fusion`): among the settings whose hit@k and mrr@k
+are all at least the first stage's, take the best `metric`; then shrink its weight toward the first stage
+as long as the loss stays within one standard error of the per-query difference (the one-standard-error
+rule). Few or disagreeing held-out queries give a large error and a cautious weight: labelled queries
+are often harder for the first stage than the ones users ask later, and a weight tuned closely on them
+trusts the reranker too much on easy queries.
 """
 
+import math
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from reranker_kit.metrics import CUTOFFS
-from reranker_kit.pipeline import Candidates
+from reranker_kit.metrics import CUTOFFS, per_query_metrics
+from reranker_kit.pipeline import Candidates, rank
 
 FUSION_WEIGHTS = tuple(step / 10 for step in range(11))
-# A fusion weight must keep these at least at the first stage's, at every cut-off.
+FUSION_METHODS = ("minmax", "zscore", "rrf")
+# A setting must keep these at least at the first stage's, at every cut-off.
 GUARDED_METRICS = ("hit", "mrr")
+# The usual constant of reciprocal rank fusion (Cormack et al., 2009).
+RRF_K = 60
+SHRINK_RULE = "best under the guard, shrunk toward the first stage within one standard error"
+BEST_RULE = "best under the guard"
 
 
-def fuse(first_stage: np.ndarray, reranker: np.ndarray, weight: float) -> np.ndarray:
-    """weight * reranker + (1 - weight) * first stage, each min-max normalised within the query.
+@dataclass(frozen=True)
+class FusionChoice:
+    """How the reranker is fused with the first stage, chosen on held-out queries, and the evidence."""
 
-    Per-query normalisation puts BM25 scores (unbounded, query-dependent) and logits on one scale;
-    weight 1 is the reranker alone, weight 0 the first stage alone.
-    """
-    return weight * _min_max(reranker) + (1.0 - weight) * _min_max(first_stage)
+    weight: float
+    method: str  # One of FUSION_METHODS.
+    metric: str
+    rule: str
+    queries: int  # Held-out queries the choice was made on.
+    best_setting: str  # The best setting before shrinking, "method:weight".
+    fused_dev_metrics: dict[str, float]
+    dev_metrics_by_setting: dict[str, dict[str, float]]
+    # {setting: {qid: {metric: value}}}: lets cross-validation pool the folds' held-out queries.
+    per_query_by_setting: dict = field(default_factory=dict, repr=False)
 
-
-def fused_scores(candidates: Candidates, reranker_scores: dict[str, np.ndarray], weight: float
-                 ) -> dict[str, np.ndarray]:
-    return {qid: fuse(candidates.first_stage_scores[qid], reranker_scores[qid], weight) for qid in candidates.ids}
-
-
-def choose_fusion_weight(metrics_by_weight: dict[str, dict[str, float]], metric: str,
-                         ks: Sequence[int] = CUTOFFS) -> str:
-    """The weight (a key such as "0.3") with the best `metric` among those no worse than the first stage.
-
-    "No worse" means hit@k and mrr@k at every k at least those of weight 0 (the first stage alone), so a
-    weak reranker cannot trade the top hit for a better average. Ties go to the smaller weight.
-    """
-    first_stage = metrics_by_weight["0.0"]
-    guarded = [f"{name}@{k}" for name in GUARDED_METRICS for k in ks]
-    safe = [weight for weight, metrics in metrics_by_weight.items()
-            if all(metrics[key] >= first_stage[key] - 1e-12 for key in guarded)]
-    return max(safe, key=lambda weight: (metrics_by_weight[weight][metric], -float(weight)))
+    def as_json(self) -> dict:
+        """What fusion.json records (the per-query values stay in memory)."""
+        return {item.name: getattr(self, item.name) for item in fields(self) if item.name != "per_query_by_setting"}
 
 
-def _min_max(values: np.ndarray) -> np.ndarray:
+def setting_key(method: str, weight: float) -> str:
+    return f"{method}:{weight:.1f}"
+
+
+def parse_setting(key: str) -> tuple[str, float]:
+    method, weight = key.split(":")
+    return method, float(weight)
+
+
+def normalise(values: np.ndarray, method: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return values
-    spread = values.max() - values.min()
-    return (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
+    if method == "rrf":
+        ranks = np.empty(values.size)
+        ranks[np.argsort(-values, kind="stable")] = np.arange(1, values.size + 1)
+        return 1.0 / (RRF_K + ranks)
+    spread = values.max() - values.min() if method == "minmax" else values.std()
+    if spread == 0:
+        return np.zeros_like(values)
+    return (values - (values.min() if method == "minmax" else values.mean())) / spread
+
+
+def fuse(first_stage: np.ndarray, reranker: np.ndarray, weight: float, method: str = "minmax") -> np.ndarray:
+    """weight * reranker + (1 - weight) * first stage, each normalised within the query by `method`."""
+    return weight * normalise(reranker, method) + (1.0 - weight) * normalise(first_stage, method)
+
+
+def fused_scores(candidates: Candidates, reranker_scores: dict[str, np.ndarray], weight: float,
+                 method: str = "minmax") -> dict[str, np.ndarray]:
+    return {qid: fuse(candidates.first_stage_scores[qid], reranker_scores[qid], weight, method)
+            for qid in candidates.ids}
+
+
+def _means(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+    rows = list(per_query.values())
+    return {name: math.fsum(row[name] for row in rows) / len(rows) for name in rows[0]}
+
+
+def _standard_error(per_query_best: dict, per_query_other: dict, metric: str) -> float:
+    differences = [per_query_best[qid][metric] - per_query_other[qid][metric] for qid in per_query_best]
+    return statistics.stdev(differences) / math.sqrt(len(differences)) if len(differences) > 1 else 0.0
+
+
+def choose_fusion(per_query_by_setting: dict[str, dict[str, dict[str, float]]], metric: str,
+                  ks: Sequence[int] = CUTOFFS, shrink: bool = True) -> FusionChoice:
+    """The fusion setting for held-out queries' per-query metrics, {setting_key: {qid: {metric: value}}}.
+
+    Weight 0 (the first stage alone) must be among the settings; it is always allowed.
+    """
+    means = {key: _means(rows) for key, rows in per_query_by_setting.items()}
+    first_stage = next(means[key] for key in means if parse_setting(key)[1] == 0.0)
+    guarded = [f"{name}@{k}" for name in GUARDED_METRICS for k in ks]
+    safe = [key for key, values in means.items() if all(values[name] >= first_stage[name] - 1e-12 for name in guarded)]
+    best = max(safe, key=lambda key: (means[key][metric], -parse_setting(key)[1], -FUSION_METHODS.index(parse_setting(key)[0])))
+    chosen = best
+    if shrink:
+        method, best_weight = parse_setting(best)
+        for weight in (w for w in FUSION_WEIGHTS if w < best_weight):
+            key = setting_key(method, weight)
+            if key in safe and means[best][metric] - means[key][metric] <= _standard_error(
+                    per_query_by_setting[best], per_query_by_setting[key], metric):
+                chosen = key
+                break
+    method, weight = parse_setting(chosen)
+    return FusionChoice(weight=weight, method=method, metric=metric, rule=SHRINK_RULE if shrink else BEST_RULE,
+                        queries=len(next(iter(per_query_by_setting.values()))), best_setting=best,
+                        fused_dev_metrics=means[chosen], dev_metrics_by_setting=means,
+                        per_query_by_setting=per_query_by_setting)
+
+
+def per_query_by_setting(candidates: Candidates, reranker_scores: dict[str, np.ndarray], relevant: dict,
+                         ks: Sequence[int] = CUTOFFS, metrics: Sequence[str] = ("hit", "mrr", "ndcg")) -> dict:
+    """{setting_key: {qid: {metric: value}}} for every fusion method and weight, from one scoring."""
+    return {setting_key(method, weight): per_query_metrics(
+                rank(fused_scores(candidates, reranker_scores, weight, method), candidates), relevant, ks, metrics=metrics)
+            for method in FUSION_METHODS for weight in FUSION_WEIGHTS}

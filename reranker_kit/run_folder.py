@@ -133,12 +133,37 @@ def base_model_name(run_dir: str | Path) -> str | None:
     return info["base_model"]["name"] if info else None
 
 
-def stored_fusion_weight(run_dir: str | Path) -> float | None:
-    """The fusion weight a run chose on its held-out queries; None when it held none out."""
+def training_file(run_dir: str | Path) -> Path | None:
+    """The query file a finished run trained on, where it can still be found."""
+    info = read_run_info(run_dir)
+    if not info:
+        return None
+    path = Path(info.get("train_xlsx") or info["arguments"]["train_xlsx"])
+    return path if path.is_file() else None
+
+
+def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
+    """(method, weight) of the fusion a run chose on its held-out queries; None when it has none.
+
+    A fusion.json that does not parse or holds something other than a weight in [0, 1] and a known
+    method is ignored with a warning naming the file: a broken file must never steer the ranking.
+    """
+    from reranker_kit.fusion import FUSION_METHODS
+
     path = Path(run_dir) / FUSION_FILE
     if not path.is_file():
         return None
-    return float(json.loads(path.read_text(encoding="utf-8"))["weight"])
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        method, weight = stored.get("method", "minmax"), stored["weight"]  # Files before "method" used min-max.
+        valid = method in FUSION_METHODS and not isinstance(weight, bool) and 0.0 <= float(weight) <= 1.0
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        valid = False
+    if not valid:
+        logger.warning("ignoring %s: not a fusion choice this kit wrote (it needs \"weight\" in [0, 1] and a "
+                       "\"method\" among %s); no fused row unless --fusion_weight is given", path, FUSION_METHODS)
+        return None
+    return method, float(weight)
 
 
 def remove_model_files(run_dir: Path) -> None:
@@ -168,7 +193,7 @@ def write_finished_run(run_dir: Path, arguments: dict, result: TrainingResult, d
     write_json_atomic(run_dir / DEV_METRICS_FILE, dev_metrics)
     write_json_atomic(run_dir / "train_results.json", result.train_metrics)
     if result.fusion:
-        write_json_atomic(run_dir / FUSION_FILE, {**vars(result.fusion), "retriever": arguments["hard_neg_method"],
+        write_json_atomic(run_dir / FUSION_FILE, {**result.fusion.as_json(), "retriever": arguments["hard_neg_method"],
                                                   "top_n": arguments["dev_top_n"]})
     plot_training_curves(result.log_history, dev_metrics.get("baseline"), arguments["metric_for_best_model"],
                          run_dir / "training_curves.png")
@@ -178,6 +203,8 @@ def write_finished_run(run_dir: Path, arguments: dict, result: TrainingResult, d
         "arguments": arguments,
         "base_model": result.base_model,
         "data": data.as_dict(),
+        # Absolute, so main.py can find the labelled queries again from any folder (overlap warnings).
+        "train_xlsx": str(Path(arguments["train_xlsx"]).resolve()),
         "pairs": data.train_pairs,
         "best_checkpoint": result.best_checkpoint,
         "library_versions": library_versions(),

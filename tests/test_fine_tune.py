@@ -42,6 +42,7 @@ def test_bundled_smoke_run_writes_every_output(trained_run):
     assert any("eval_mrr@5" in entry for entry in state["log_history"])
     fusion = json.loads((run_dir / "fusion.json").read_text())
     assert 0 <= fusion["weight"] <= 1 and fusion["metric"] == "mrr@5"
+    assert fusion["method"] in ("minmax", "zscore", "rrf") and fusion["queries"] == info["data"]["dev_queries"]
     assert "training pairs:" in result.stderr and "hard negative" in result.stderr
 
 

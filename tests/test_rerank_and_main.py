@@ -70,8 +70,8 @@ def test_main_end_to_end(small_data, trained_run, tmp_path):
     assert f"fine-tuned reranker: {runs_root / run_dir.name}" in result.stderr
     report = json.loads(output_json.read_text())
     names = {run["name"] for run in report["runs"]}
-    fusion_weight = json.loads((run_dir / "fusion.json").read_text())["weight"]
-    assert names == {"first_stage", "pretrained", "fine_tuned", f"fused_w{fusion_weight:.1f}"}
+    fusion = json.loads((run_dir / "fusion.json").read_text())
+    assert names == {"first_stage", "pretrained", "fine_tuned", f"fused_{fusion['method']}_w{fusion['weight']:.1f}"}
     assert {run["dataset"] for run in report["runs"]} == {"train", "test"}
     expected_keys = {f"{metric}@{k}" for metric in ("hit", "recall", "precision", "f1", "map", "mrr", "ndcg",
                                                     "context_precision", "context_recall") for k in (3, 5, 7)}

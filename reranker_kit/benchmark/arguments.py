@@ -2,6 +2,7 @@
 
 import argparse
 
+from reranker_kit.fusion import FUSION_METHODS
 from reranker_kit.metrics import CUTOFFS
 from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
 from reranker_kit.retrieval import RETRIEVER_METHODS
@@ -27,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fusion_weight", type=str, default="auto",
                         help="Weight of the reranker when fused with the first stage (0..1): 'auto' uses the weight "
                              "the training run chose on its dev queries; 'none' skips the fused row.")
+    parser.add_argument("--fusion_method", choices=("auto", *FUSION_METHODS), default="auto",
+                        help="How scores are normalised before fusion: 'auto' uses the training run's choice "
+                             "(min-max for runs that recorded none).")
     parser.add_argument("--batch_size", type=int, default=32, help="Pairs per reranker forward pass.")
     parser.add_argument("--max_length", type=int, default=512, help="Token budget of a (query, document) pair.")
     parser.add_argument("--runs_root", type=str, default="outputs", help="Where fine-tuned runs are looked for.")

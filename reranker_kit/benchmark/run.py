@@ -7,7 +7,8 @@ from reranker_kit.benchmark.arguments import build_parser, validate_args
 from reranker_kit.benchmark.report import TABLE_METRICS, print_difficulty_tables, print_tables, write_report
 from reranker_kit.cli import parse_arguments
 from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries
-from reranker_kit.errors import KitError, ModelLoadError
+from reranker_kit.data.splits import query_key
+from reranker_kit.errors import DataError, KitError, ModelLoadError
 from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.models.loading import resolve_model_name
@@ -21,7 +22,8 @@ from reranker_kit.run_folder import (
     create_run_dir,
     is_complete,
     newest_finished_run,
-    stored_fusion_weight,
+    stored_fusion,
+    training_file,
 )
 
 logger = logging.getLogger("main")
@@ -43,21 +45,23 @@ def main(argv: list[str] | None = None) -> None:
 
     # Rerankers to compare, then every ranker's metrics per file and per difficulty.
     fine_tuned_path = find_fine_tuned(args)
+    warn_about_seen_queries(datasets, fine_tuned_path, corpus)
     pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
-    fusion_weight = resolve_fusion_weight(args, fine_tuned_path)
+    fusion = resolve_fusion(args, fine_tuned_path)
     rows = []
     for name, queries in datasets.items():
         first_stage = rank(candidates[name].first_stage_scores, candidates[name])
         rows += ranker_rows("first_stage", name, queries, first_stage, corpus, args.k)
     for label, model_name in (("pretrained", pretrained_name), ("fine_tuned", fine_tuned_path)):
-        weight = fusion_weight if label == "fine_tuned" else None
-        rows += reranker_rows(label, model_name, weight, datasets, candidates, corpus, args)
+        rows += reranker_rows(label, model_name, fusion if label == "fine_tuned" else None, datasets, candidates,
+                              corpus, args)
 
     # Report: tables on screen, CSV/JSON/PNG on disk.
     report_dir = Path(args.report_dir) if args.report_dir else create_run_dir(args.runs_root, prefix=REPORT_PREFIX)
     report = {"corpus_csv": args.corpus_csv, "retriever": args.retriever, "top_n": args.top_n, "k": args.k,
               "fine_tuned_reranker": str(fine_tuned_path) if fine_tuned_path else None,
-              "pretrained_reranker": pretrained_name, "fusion_weight": fusion_weight,
+              "pretrained_reranker": pretrained_name,
+              "fusion_method": fusion[0] if fusion else None, "fusion_weight": fusion[1] if fusion else None,
               "runs": [row for row in rows if row["difficulty"] is None],
               "by_difficulty": [row for row in rows if row["difficulty"] is not None]}
     print_tables(report["runs"], args.k)
@@ -65,9 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     write_report(report, report_dir, Path(args.output_json) if args.output_json else None, args.k)
 
 
-def reranker_rows(label: str, model_name, fusion_weight: float | None, datasets: dict, candidates: dict, corpus, args
-                  ) -> list[dict]:
-    """One reranker's rows for every file, and the fused rows when a weight is given."""
+def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, datasets: dict, candidates: dict, corpus,
+                  args) -> list[dict]:
+    """One reranker's rows for every file, and the fused rows when a (method, weight) is given."""
     if model_name is None:
         return []
     reranker = load_reranker(model_name, args, required=label == "fine_tuned")
@@ -77,9 +81,11 @@ def reranker_rows(label: str, model_name, fusion_weight: float | None, datasets:
     for name, queries in datasets.items():
         scores = rerank_scores(reranker.compute_score, queries, candidates[name], corpus)
         rows += ranker_rows(label, name, queries, rank(scores, candidates[name]), corpus, args.k)
-        if fusion_weight is not None:
-            fused = fused_scores(candidates[name], scores, fusion_weight)
-            rows += ranker_rows(f"fused_w{fusion_weight:.1f}", name, queries, rank(fused, candidates[name]), corpus, args.k)
+        if fusion is not None:
+            method, weight = fusion
+            fused = fused_scores(candidates[name], scores, weight, method)
+            rows += ranker_rows(f"fused_{method}_w{weight:.1f}", name, queries, rank(fused, candidates[name]), corpus,
+                                args.k)
     return rows
 
 
@@ -103,6 +109,25 @@ def find_fine_tuned(args) -> Path | None:
     return None
 
 
+def warn_about_seen_queries(datasets: dict, fine_tuned_path: Path | None, corpus: dict[int, str]) -> None:
+    """Says when evaluated queries are also in the run's training file: their metrics flatter the model."""
+    train_path = training_file(fine_tuned_path) if fine_tuned_path and fine_tuned_path.is_dir() else None
+    if train_path is None:
+        return
+    try:
+        trained = {query_key(query.text) for query in load_queries(train_path, corpus)}
+    except DataError as problem:  # The corpus changed since training: the check is not worth failing for.
+        logger.info("cannot compare with the run's training file: %s", problem)
+        return
+    for name, queries in datasets.items():
+        seen = [query for query in queries if query_key(query.text) in trained]
+        if seen and name != train_path.stem:
+            examples = "; ".join(f"row {query.row} {query.text!r}" for query in seen[:3])
+            logger.warning("%s: %d of %d queries also appear in the training file %s of this run, so the fine-tuned "
+                           "and fused rows are flattered on them: %s%s", name, len(seen), len(queries), train_path,
+                           examples, "; ..." if len(seen) > 3 else "")
+
+
 def pretrained_reranker_name(args, fine_tuned_path: Path | None) -> str | None:
     if args.pretrained_reranker == "none":
         return None
@@ -111,17 +136,17 @@ def pretrained_reranker_name(args, fine_tuned_path: Path | None) -> str | None:
     return base_model_name(fine_tuned_path) if fine_tuned_path and fine_tuned_path.is_dir() else None
 
 
-def resolve_fusion_weight(args, fine_tuned_path: Path | None) -> float | None:
+def resolve_fusion(args, fine_tuned_path: Path | None) -> tuple[str, float] | None:
+    """(method, weight) for the fused row: the flags, else what the training run chose on held-out queries."""
     if args.fusion_weight == "none" or fine_tuned_path is None:
         return None
-    if args.fusion_weight != "auto":
-        return float(args.fusion_weight)
-    if not fine_tuned_path.is_dir():
-        return None  # A Hub model carries no fusion weight of ours.
-    weight = stored_fusion_weight(fine_tuned_path)
-    if weight is None:
-        logger.info("%s has no fusion weight (trained without dev queries): no fused row", fine_tuned_path)
-    return weight
+    stored = stored_fusion(fine_tuned_path) if fine_tuned_path.is_dir() else None  # A Hub model has none.
+    if args.fusion_weight == "auto" and stored is None:
+        logger.info("%s has no usable fusion choice (trained without dev queries?): no fused row", fine_tuned_path)
+        return None
+    method = args.fusion_method if args.fusion_method != "auto" else (stored[0] if stored else "minmax")
+    weight = float(args.fusion_weight) if args.fusion_weight != "auto" else stored[1]
+    return method, weight
 
 
 def load_reranker(model_name, args, required: bool):

@@ -5,8 +5,10 @@ way everywhere: a `DataError` naming the file, the row (spreadsheet numbering: t
 the fix, before anything is trained or written.
 """
 
+import logging
 import math
 import numbers
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from reranker_kit.errors import DataError
+from reranker_kit.retrieval.text import clean_unicode
+
+logger = logging.getLogger(__name__)
 
 CORPUS_ID_COLUMN = "STT"
 CORPUS_TEXT_COLUMN = "Văn bản"
@@ -25,6 +30,9 @@ CORPUS_COLUMNS = (CORPUS_ID_COLUMN, CORPUS_TEXT_COLUMN)
 QUERY_COLUMNS = (QUERY_COLUMN, GROUND_TRUTH_COLUMN, ANSWER_COLUMN, DIFFICULTY_COLUMN)
 # The first data row of a spreadsheet or CSV is row 2: row 1 holds the header.
 FIRST_DATA_ROW = 2
+ID_PATTERN = re.compile(r"[0-9]+(?:\.0*)?")
+# Separators a spreadsheet program may save a "CSV" with, depending on the locale.
+CSV_SEPARATORS = (",", ";", "\t")
 
 
 @dataclass(frozen=True)
@@ -61,17 +69,18 @@ def parse_ground_truth(cell: object) -> tuple[int, ...]:
     for piece in pieces:
         if not piece:
             raise ValueError(f"{cell!r} has an empty item between commas")
-        try:
-            number = float(piece)
-        except ValueError:
-            raise ValueError(f"{piece!r} is not a document id") from None
-        ids.append(_whole_number(number))
+        # ASCII digits only: float() would also read "1_5" as 15, "1e1" as 10 and full-width "１５" as 15.
+        if not ID_PATTERN.fullmatch(piece):
+            raise ValueError(f"{piece!r} is not a document id (write whole numbers in ASCII digits, such as 15)")
+        ids.append(_whole_number(float(piece)))
     return tuple(dict.fromkeys(ids))
 
 
 def _whole_number(value: numbers.Number) -> int:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        raise ValueError("the cell is empty")
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError("the cell is empty")  # Blank spreadsheet cells arrive as NaN.
+    if isinstance(value, float) and math.isinf(value):
+        raise ValueError(f"{value!r} is not a document id")
     if value != int(value) or value < 1:
         raise ValueError(f"{value!r} is not a positive whole document id")
     return int(value)
@@ -85,8 +94,7 @@ def load_corpus(path: str | Path) -> dict[int, str]:
             positive integer or is repeated, an empty document.
     """
     path = Path(path)
-    frame = _read_table(path, kind="csv")
-    _require_columns(frame, CORPUS_COLUMNS, path)
+    frame = _read_csv(path, CORPUS_COLUMNS)
     if frame.empty:
         raise DataError(f"{path}: the corpus has no documents. Add rows with columns {list(CORPUS_COLUMNS)}.")
     documents: dict[int, str] = {}
@@ -124,8 +132,7 @@ def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
             or unknown ground-truth id. Difficulty never refuses a file: it is only a label.
     """
     path = Path(path)
-    frame = _read_table(path, kind="xlsx")
-    _require_columns(frame, QUERY_COLUMNS, path)
+    frame = _read_xlsx(path, QUERY_COLUMNS)
     if frame.empty:
         raise DataError(f"{path}: the file has a header but no queries. Add rows under {list(QUERY_COLUMNS)}.")
     queries = []
@@ -145,8 +152,8 @@ def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
         if unknown:
             raise DataError(
                 f"{path}, row {row}: ground-truth document {', '.join(map(str, unknown))} is not an "
-                f"{CORPUS_ID_COLUMN} of the corpus (ids {min(corpus)}..{max(corpus)}). Fix the id or add "
-                "the document to the corpus CSV."
+                f"{CORPUS_ID_COLUMN} of the corpus ({_describe_ids(corpus)}). Fix the id or add the document "
+                "to the corpus CSV."
             )
         queries.append(
             Query(
@@ -179,34 +186,78 @@ def difficulty_order(level: int | str) -> tuple:
     return (0, level, "") if isinstance(level, int) else (1, 0, level)
 
 
-def _read_table(path: Path, kind: str) -> pd.DataFrame:
+def _describe_ids(corpus: dict[int, str]) -> str:
+    low, high = min(corpus), max(corpus)
+    if len(corpus) == high - low + 1:
+        return f"ids {low}..{high}"
+    return f"{len(corpus)} documents with ids between {low} and {high}, not all numbers in between"
+
+
+def _require_file(path: Path, flag: str) -> None:
     if not path.is_file():
-        flag = "--corpus_csv" if kind == "csv" else "the query-file flag"
         raise DataError(f"{path}: file not found. Check the path given with {flag}.")
-    try:
-        if kind == "csv":
-            # utf-8-sig: Excel writes a byte-order mark in front of CSV exports.
-            frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig")
-        else:
-            frame = pd.read_excel(path, dtype=object, engine="openpyxl")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, zipfile.BadZipFile,
-            ValueError, KeyError, OSError) as problem:
-        expected = "a UTF-8 CSV file" if kind == "csv" else "an .xlsx workbook"
-        raise DataError(f"{path}: not readable as {expected} ({type(problem).__name__}: {problem}). "
-                        f"Save it again as {expected}.") from None
-    frame.columns = [str(column).strip() for column in frame.columns]
+
+
+def _normalised_header(frame: pd.DataFrame) -> pd.DataFrame:
+    # NFC and no zero-width characters: a header typed in decomposed Unicode looks the same but differs.
+    frame.columns = [clean_unicode(str(column)).strip() for column in frame.columns]
     return frame
 
 
-def _require_columns(frame: pd.DataFrame, expected: tuple[str, ...], path: Path) -> None:
+def _read_csv(path: Path, expected: tuple[str, ...]) -> pd.DataFrame:
+    """The corpus CSV; a ;- or tab-separated export is read too, with a warning."""
+    _require_file(path, "--corpus_csv")
+    try:
+        # utf-8-sig: Excel writes a byte-order mark in front of CSV exports.
+        with open(path, encoding="utf-8-sig") as handle:
+            header = clean_unicode(handle.readline())
+        separator = next((sep for sep in CSV_SEPARATORS if set(expected) <= {c.strip() for c in header.split(sep)}), ",")
+        if separator != ",":
+            logger.warning("%s: reading it as %r-separated (its header is); save it with commas to silence this",
+                           path, separator)
+        frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig", sep=separator)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not readable as a UTF-8 CSV file: it is not UTF-8 text. Save it again as "
+                        "'CSV UTF-8' (Excel) or UTF-8 (other editors).") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as problem:
+        reason = " ".join(str(problem).split())  # One line: pandas messages carry line breaks.
+        raise DataError(f"{path}: not readable as a UTF-8 CSV file ({type(problem).__name__}: {reason}). Save it "
+                        f"again as a comma-separated UTF-8 CSV with columns {list(expected)}.") from None
+    return _checked_columns(_normalised_header(frame), expected, path)
+
+
+def _read_xlsx(path: Path, expected: tuple[str, ...]) -> pd.DataFrame:
+    """The first sheet with the expected columns; another sheet is taken with a warning."""
+    _require_file(path, "the query-file flag")
+    try:
+        # keep_default_na=False: a cell holding the text "nan" or "NA" is text, not a blank.
+        sheets = pd.read_excel(path, dtype=object, engine="openpyxl", sheet_name=None, keep_default_na=False,
+                               na_values=[""])
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError) as problem:
+        reason = " ".join(str(problem).split())
+        raise DataError(f"{path}: not readable as an .xlsx workbook ({type(problem).__name__}: {reason}). "
+                        "Save it again as an .xlsx workbook.") from None
+    frames = {name: _normalised_header(frame) for name, frame in sheets.items()}
+    first = next(iter(frames))
+    fitting = [name for name, frame in frames.items() if set(expected) <= set(frame.columns)]
+    if fitting and fitting[0] != first:
+        logger.warning("%s: the first sheet %r lacks the columns %s; reading sheet %r, which has them", path,
+                       first, list(expected), fitting[0])
+    return _checked_columns(frames[fitting[0] if fitting else first], expected, path, sheets=list(frames))
+
+
+def _checked_columns(frame: pd.DataFrame, expected: tuple[str, ...], path: Path, sheets: list[str] | None = None
+                     ) -> pd.DataFrame:
     missing = [column for column in expected if column not in frame.columns]
     if missing:
-        raise DataError(
-            f"{path}: missing column(s) {missing}. Expected columns {list(expected)}; found {list(frame.columns)}."
-        )
+        where = f" (no sheet of {sheets} has them all)" if sheets and len(sheets) > 1 else ""
+        raise DataError(f"{path}: missing column(s) {missing}{where}. Expected columns {list(expected)}; found "
+                        f"{list(frame.columns)}.")
+    return frame
 
 
 def _clean_text(cell: object) -> str:
+    """The cell as text in one Unicode form, without zero-width characters or surrounding space."""
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
         return ""
-    return str(cell).strip()
+    return clean_unicode(str(cell)).strip()

@@ -63,6 +63,9 @@ def _partition(queries: Sequence[Query], held_out: set[int]) -> tuple[list[Query
 def split_queries(queries: Sequence[Query], dev_ratio: float, seed: int) -> tuple[list[Query], list[Query]]:
     """(train, dev) with round(len * dev_ratio) dev queries; dev_ratio 0 keeps every query for training."""
     dev_count = round(len(queries) * dev_ratio)
+    if dev_ratio > 0 and len(queries) < 2:
+        raise KitError(f"--dev_ratio {dev_ratio} needs at least 2 queries, the file has {len(queries)}; pass "
+                       "--dev_ratio 0 to train on it without dev queries (then no checkpoint or fusion is chosen)")
     if dev_ratio > 0 and dev_count == 0:
         raise KitError(f"--dev_ratio {dev_ratio} leaves no dev query out of {len(queries)}; raise it "
                        f"(at least {1 / len(queries):.3f}) or pass 0 to train on everything")

@@ -1,5 +1,6 @@
 """How the kit reads Vietnamese text: one Unicode form, one tone-mark placement, syllables with and
-without diacritics. Indexing, matching and duplicate detection all go through `normalize_text`."""
+without diacritics. Loaded texts keep their spelling (`clean_unicode`); indexing, matching and duplicate
+detection go through `normalize_text`."""
 
 import re
 import unicodedata
@@ -15,8 +16,13 @@ TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"  # huyền, sắc, ngã, hỏi, n�
 OPEN_GLIDE = re.compile(f"([ou])([{TONE_MARKS}])([aey])(?![\\w{TONE_MARKS}])", re.IGNORECASE)
 
 
+def clean_unicode(text: str) -> str:
+    """NFC, without zero-width characters: how every loaded text is kept (the model sees this)."""
+    return unicodedata.normalize("NFC", text.translate(ZERO_WIDTH))
+
+
 def normalize_text(text: str) -> str:
-    """NFC, zero-width characters removed, tone marks of oa / oe / uy on the last vowel."""
+    """`clean_unicode`, and the tone marks of oa / oe / uy on the last vowel: how texts are matched."""
     decomposed = unicodedata.normalize("NFD", text.translate(ZERO_WIDTH))
     return unicodedata.normalize("NFC", OPEN_GLIDE.sub(r"\1\3\2", decomposed))
 

@@ -7,31 +7,29 @@ much of a difference between recipes is real.
 import statistics
 from pathlib import Path
 
-from reranker_kit.fusion import choose_fusion_weight
+from reranker_kit.fusion import FusionChoice, choose_fusion, setting_key
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
 from reranker_kit.run_folder import write_json_atomic
-from reranker_kit.training.result import FusionChoice, TrainingResult
+from reranker_kit.training.result import TrainingResult
 
 RANKERS = ("first_stage", "pretrained", "fine_tuned", "fused")
 SUMMARY_METRICS = tuple(f"{metric}@{k}" for metric in DEV_RANKING_METRICS for k in CUTOFFS)
 
 
 def held_out_fusion(fusions: list[FusionChoice]) -> list[tuple[str, dict[str, float]]]:
-    """Each fold's fused metrics at the weight the *other* folds chose.
+    """Each fold's fused metrics at the setting chosen on the *other* folds' held-out queries, pooled.
 
-    A fold's own best weight is tuned on the very queries it is scored on, which flatters fusion; the
-    weight that maximises the other folds' mean dev metric is what a user would ship blind.
+    A fold's own choice is tuned on the very queries it is scored on, which flatters fusion; the choice
+    made on the other folds' queries is what a user would ship blind.
     """
-    metric = fusions[0].metric
-    weights = list(fusions[0].dev_metrics_by_weight)
-    metric_names = list(fusions[0].dev_metrics_by_weight[weights[0]])
     chosen = []
     for fold, fusion in enumerate(fusions):
         others = [other for position, other in enumerate(fusions) if position != fold] or [fusion]
-        mean_by_weight = {weight: {name: statistics.fmean(other.dev_metrics_by_weight[weight][name] for other in others)
-                                   for name in metric_names} for weight in weights}
-        weight = choose_fusion_weight(mean_by_weight, metric)
-        chosen.append((weight, fusion.dev_metrics_by_weight[weight]))
+        pooled = {key: {qid: row for other in others for qid, row in other.per_query_by_setting[key].items()}
+                  for key in fusion.per_query_by_setting}
+        pick = choose_fusion(pooled, fusion.metric)
+        key = setting_key(pick.method, pick.weight)
+        chosen.append((key, fusion.dev_metrics_by_setting[key]))
     return chosen
 
 
@@ -47,7 +45,7 @@ def summarize_folds(results: list[TrainingResult]) -> dict:
             values = [fold[ranker][metric] for fold in per_fold]
             summary[ranker][metric] = {"folds": values, "mean": statistics.fmean(values),
                                        "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-    summary["fused"]["weights"] = [float(weight) for weight, _ in held_out]
+    summary["fused"]["settings"] = [key for key, _ in held_out]
     return summary
 
 
@@ -57,7 +55,7 @@ def summary_table(summary: dict) -> str:
     lines = [header, "|" + "---|" * (len(SUMMARY_METRICS) + 1)]
     for ranker, metrics in summary.items():
         if ranker == "fused":
-            ranker = f"fused (weights {', '.join(map(str, metrics['weights']))}, each chosen on the other folds)"
+            ranker = f"fused ({', '.join(metrics['settings'])}, each chosen on the other folds)"
         cells = [f"{metrics[name]['mean']:.3f} ± {metrics[name]['std']:.3f}" for name in SUMMARY_METRICS]
         lines.append(f"| {ranker} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -5,13 +5,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from reranker_kit.data.loading import Query
-from reranker_kit.fusion import FUSION_WEIGHTS, choose_fusion_weight, fused_scores
+from reranker_kit.fusion import FusionChoice, choose_fusion, per_query_by_setting
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS, evaluate_rankings
 from reranker_kit.models.pair_encoding import score_pairs, sigmoid
 from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
 from reranker_kit.retrieval import LexicalIndex
 from reranker_kit.training.negatives import TrainingGroup
-from reranker_kit.training.result import FusionChoice
 
 
 class DevEvaluator:
@@ -50,18 +49,10 @@ class DevEvaluator:
         return self._metrics(model, self.candidate_scores(model))
 
     def evaluate_with_fusion(self, model, metric: str) -> tuple[dict[str, float], FusionChoice]:
-        """The final metrics and the fusion weight chosen on dev, from one scoring of the candidates.
-
-        The weight (0 = first stage only, 1 = reranker only) follows `fusion.choose_fusion_weight`: the
-        best `metric` among weights no worse than the first stage.
-        """
+        """The final metrics and the fusion chosen on dev (`fusion.choose_fusion`), from one scoring."""
         reranker = self.candidate_scores(model)
-        by_weight = {f"{weight:.1f}": self.ranking_metrics(fused_scores(self.candidates, reranker, weight))
-                     for weight in FUSION_WEIGHTS}
-        best = choose_fusion_weight(by_weight, metric, self.ks)
-        fusion = FusionChoice(weight=float(best), metric=metric, fused_dev_metrics=by_weight[best],
-                              dev_metrics_by_weight=by_weight)
-        return self._metrics(model, reranker), fusion
+        by_setting = per_query_by_setting(self.candidates, reranker, self.relevant, self.ks, DEV_RANKING_METRICS)
+        return self._metrics(model, reranker), choose_fusion(by_setting, metric, self.ks)
 
     def _metrics(self, model, candidate_scores: dict[str, np.ndarray]) -> dict[str, float]:
         probabilities = sigmoid(self._scorer(model)(self.labelled_pairs))

@@ -12,7 +12,7 @@ from reranker_kit.data.augmentation import answers_as_queries, passages_as_queri
 from reranker_kit.data.loading import Query, load_corpus, load_queries
 from reranker_kit.data.splits import fold_splits, merge_duplicate_queries, split_queries
 from reranker_kit.distributed import run_on_main
-from reranker_kit.errors import CheckpointError, KitError
+from reranker_kit.errors import CheckpointError, DataError, KitError
 from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.retrieval import LexicalIndex
 from reranker_kit.run_folder import (
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     # Data: the corpus and the labelled queries, validated before anything is written.
     corpus = load_corpus(args.corpus_csv)
     queries = merge_duplicate_queries(load_queries(args.train_xlsx, corpus))
+    require_negatives(corpus, queries, args.corpus_csv)
     resolve_model_name(args.base_model)  # A mistyped model folder fails before any folder is created.
     if args.cv_folds > 1:
         cross_validate(args, corpus, queries)
@@ -51,6 +52,16 @@ def main(argv: list[str] | None = None) -> None:
     # process creates it; under torchrun every process then uses that same folder.
     run_dir, resume_checkpoint = run_on_main(lambda: resolve_run_dir(args))
     train_one(args, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
+
+
+def require_negatives(corpus: dict[int, str], queries: list[Query], corpus_csv: str) -> None:
+    """Every query needs a document that is not relevant to it, or it trains on positives alone."""
+    widest = max(queries, key=lambda query: len(query.relevant_ids))
+    if len(corpus) <= len(widest.relevant_ids):
+        raise DataError(f"{corpus_csv}: {len(corpus)} document(s) leave no negative for {widest.source} row "
+                        f"{widest.row}, which marks {len(widest.relevant_ids)} relevant; a reranker learns only from "
+                        f"relevant and non-relevant pairs, so the corpus needs at least {len(widest.relevant_ids) + 1} "
+                        "documents (a real one has about 100).")
 
 
 def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: list[Query], dev_queries: list[Query],

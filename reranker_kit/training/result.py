@@ -2,6 +2,8 @@
 
 from dataclasses import asdict, dataclass
 
+from reranker_kit.fusion import FusionChoice
+
 
 @dataclass(frozen=True)
 class DataSummary:
@@ -16,16 +18,6 @@ class DataSummary:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class FusionChoice:
-    """The reranker weight chosen for fusion with the first stage, and the evidence for it."""
-
-    weight: float
-    metric: str
-    fused_dev_metrics: dict[str, float]
-    dev_metrics_by_weight: dict[str, dict[str, float]]
 
 
 @dataclass(frozen=True)

@@ -182,8 +182,9 @@ def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: P
         dev = DevMetrics(fine_tuned=final, pretrained=baseline, first_stage=trainer.dev_evaluator.first_stage_metrics(),
                          fused=fusion.fused_dev_metrics, metric_for_best_model=args.metric_for_best_model)
         logger.info("dev metrics after fine-tuning: %s", _brief(final))
-        logger.info("fusion weight %.1f chosen on dev (%s %.3f)", fusion.weight, args.metric_for_best_model,
-                    fusion.fused_dev_metrics[args.metric_for_best_model])
+        logger.info("fusion %s weight %.1f chosen on %d dev queries (%s %.3f; best before shrinking: %s)",
+                    fusion.method, fusion.weight, fusion.queries, args.metric_for_best_model,
+                    fusion.fused_dev_metrics[args.metric_for_best_model], fusion.best_setting)
     trainer.save_model(str(run_dir))
     trainer.save_state()
     return TrainingResult(
