@@ -1,7 +1,10 @@
-"""BM25 engine: the kit's own sparse scoring (`LexicalIndex`) against bm25s given the kit's analyzer.
+"""BM25 engine: the kit's `LexicalIndex` against a direct bm25s call given the kit's analyzer.
 
     python bench/bench_bm25_engine.py                       # sample + 100k docs x 10k queries
     python bench/bench_bm25_engine.py --docs 20000 --queries 2000
+
+It chose the engine (bench/RESULTS.md, section 5): run at commit d25ace5, `LexicalIndex` was the kit's own
+sparse scoring. Since then `LexicalIndex` wraps bm25s, and the script checks the wrapper agrees with it.
 
 Both engines get the same tokens (`retrieval.text.analyze`: syllables plus their folded forms) and the
 same Lucene BM25 (k1 1.5, b 0.75). bm25s counts a repeated query word each time and the kit counts it

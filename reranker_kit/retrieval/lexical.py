@@ -1,27 +1,26 @@
 """First-stage lexical retrieval (BM25 or TF-IDF) over the corpus, fitted once and queried in batches.
 
-Both hard-negative mining and the benchmark's first stage use this index. Queries are scored as sparse
-matrix products a batch at a time, and only each query's top k survive a batch, so memory grows with
-the batch and the corpus, never with queries times documents.
+Both hard-negative mining and the benchmark's first stage use this index. BM25 is bm25s's Lucene
+variant fed the kit's own analyzer; TF-IDF queries are scored as sparse products a batch at a time.
+Only each query's top k is kept, so memory grows with the corpus, never with queries times documents.
 """
 
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from reranker_kit.retrieval.text import analyze
 
 RETRIEVER_METHODS = ("bm25", "tfidf")
 QUERY_BATCH_SIZE = 512
-# Queries are scored as a dense block (vocabulary x batch), faster than a sparse product here;
+# TF-IDF queries are scored as a dense block (vocabulary x batch), faster than a sparse product here;
 # the batch shrinks on large vocabularies so the block stays under this many entries.
 MAX_DENSE_QUERY_ENTRIES = 32_000_000
 
 
 class LexicalIndex:
-    """A BM25 (Lucene variant, as bm25s computes it) or TF-IDF index over a fixed list of documents.
+    """A BM25 (Lucene variant, computed by bm25s) or TF-IDF index over a fixed list of documents.
 
     Args:
         documents: the texts to index; results refer to positions in this list.
@@ -40,21 +39,34 @@ class LexicalIndex:
             self._vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True)
             self._document_weights = self._vectorizer.fit_transform(documents).tocsr().astype(np.float32)
         else:
-            self._vectorizer = CountVectorizer(analyzer=analyze)
-            self._document_weights = _bm25_weights(self._vectorizer.fit_transform(documents), k1, b)
+            import bm25s
+
+            self._bm25 = bm25s.BM25(method="lucene", k1=k1, b=b)
+            self._bm25.index([analyze(text) for text in documents], show_progress=False)
 
     def score(self, queries: Sequence[str]) -> np.ndarray:
         """Scores of every document for each query, shape (queries, documents). For small corpora."""
-        query_block = self._vectorize(queries).T.toarray().astype(np.float32)  # (vocabulary, queries)
+        if self.method == "bm25":
+            return np.array([self._bm25.get_scores(terms) if terms else np.zeros(self.num_documents)
+                             for terms in map(_query_terms, queries)], dtype=np.float32).reshape(len(queries), -1)
+        query_block = self._vectorizer.transform(queries).T.toarray().astype(np.float32)  # (vocabulary, queries)
         return np.ascontiguousarray((self._document_weights @ query_block).T)
 
     def top_k(self, queries: Sequence[str], k: int, batch_size: int = QUERY_BATCH_SIZE
               ) -> tuple[np.ndarray, np.ndarray]:
         """The k best documents per query, best first, as (positions, scores), both (queries, k).
 
-        Ties keep the lower document position first, so results are deterministic.
+        Equal scores are listed lower document position first, so results are deterministic.
         """
         k = min(k, self.num_documents)
+        if not queries:
+            return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
+        if self.method == "bm25":
+            found = self._bm25.retrieve([_query_terms(query) for query in queries], k=k, show_progress=False,
+                                        n_threads=1)
+            positions, scores = np.asarray(found.documents, dtype=np.int64), np.asarray(found.scores, dtype=np.float32)
+            order = np.lexsort((positions, -scores), axis=1)
+            return np.take_along_axis(positions, order, axis=1), np.take_along_axis(scores, order, axis=1)
         batch_size = max(1, min(batch_size, MAX_DENSE_QUERY_ENTRIES // max(len(self._vectorizer.vocabulary_), 1)))
         positions = np.empty((len(queries), k), dtype=np.int64)
         scores = np.empty((len(queries), k), dtype=np.float32)
@@ -70,23 +82,7 @@ class LexicalIndex:
             scores[start:start + batch_size] = np.take_along_axis(candidate_scores, order, axis=1)
         return positions, scores
 
-    def _vectorize(self, queries: Sequence[str]) -> sparse.csr_matrix:
-        vectors = self._vectorizer.transform(queries)
-        if self.method == "bm25":
-            vectors.data[:] = 1.0  # Lucene BM25 counts each distinct query term once.
-        return vectors
 
-
-def _bm25_weights(term_counts: sparse.csr_matrix, k1: float, b: float) -> sparse.csr_matrix:
-    """Per (document, term) BM25 contribution: idf * tf / (tf + k1 * (1 - b + b * length / avg_length))."""
-    term_counts = term_counts.tocsr().astype(np.float32)
-    num_documents = term_counts.shape[0]
-    document_frequency = np.bincount(term_counts.indices, minlength=term_counts.shape[1])
-    idf = np.log(1.0 + (num_documents - document_frequency + 0.5) / (document_frequency + 0.5))
-    lengths = np.asarray(term_counts.sum(axis=1)).ravel()
-    length_norm = k1 * (1.0 - b + b * lengths / max(lengths.mean(), 1e-9))
-    rows = np.repeat(np.arange(num_documents), np.diff(term_counts.indptr))
-    tf = term_counts.data
-    weights = term_counts.copy()
-    weights.data = (idf[term_counts.indices] * tf / (tf + length_norm[rows])).astype(np.float32)
-    return weights
+def _query_terms(query: str) -> list[str]:
+    """A query's distinct terms: Lucene BM25 counts a repeated query word once (bm25s would count each)."""
+    return list(dict.fromkeys(analyze(query)))
