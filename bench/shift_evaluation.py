@@ -5,12 +5,13 @@ top 20 with the fine-tuned model, chooses a fusion on the dev queries by each ru
 evaluation side, the first stage, the fine-tuned model and every rule's fused ranking.
 """
 
+import pickle
 import statistics
 from pathlib import Path
 
 from reranker_kit.data.loading import load_corpus, load_queries
 from reranker_kit.data.splits import merge_duplicate_queries, split_queries
-from reranker_kit.fusion import FUSION_METHODS, choose_fusion, fused_scores, per_query_by_setting, setting_key
+from reranker_kit.fusion import FUSION_METHODS, PRIOR_QUERIES, choose_fusion, fused_scores, per_query_by_setting, setting_key
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
 from reranker_kit.retrieval import LexicalIndex
@@ -19,11 +20,11 @@ from reranker_kit.testing import SAMPLE_CORPUS_CSV
 
 METRIC = "mrr@5"
 REPORTED = ("hit@3", "mrr@3", "hit@5", "mrr@5")
-# rule name: (methods allowed, shrink toward the first stage)
-RULES = {"old: min-max, best on dev": (("minmax",), False),
-         "min-max, shrunk (1 SE)": (("minmax",), True),
-         "any method, best on dev": (FUSION_METHODS, False),
-         "new default: any method, shrunk (1 SE)": (FUSION_METHODS, True)}
+# rule name: (methods allowed, shrink toward the first stage, prior queries of the evidence shrinkage)
+RULES = {"old: min-max, best on dev": (("minmax",), False, 0),
+         "any method, best on dev": (FUSION_METHODS, False, 0),
+         "any method, 1 SE only": (FUSION_METHODS, True, 0),
+         "new default: any method, 1 SE + evidence": (FUSION_METHODS, True, PRIOR_QUERIES)}
 
 
 def run_scores(run_dir: Path, train_file: Path, eval_file: Path, seed: int):
@@ -56,9 +57,9 @@ def evaluate_run(sides: dict) -> dict[str, dict]:
 
     rows = {"first stage (BM25)": {"metrics": metrics(candidates.first_stage_scores), "setting": "-"},
             "fine-tuned alone": {"metrics": metrics(scores), "setting": "-"}}
-    for rule, (methods, shrink) in RULES.items():
+    for rule, (methods, shrink, prior) in RULES.items():
         allowed = {key: value for key, value in by_setting.items() if key.split(":")[0] in methods}
-        choice = choose_fusion(allowed, METRIC, shrink=shrink)
+        choice = choose_fusion(allowed, METRIC, shrink=shrink, prior_queries=prior)
         rows[f"fused, {rule}"] = {"metrics": metrics(fused_scores(candidates, scores, choice.weight, choice.method)),
                                   "setting": setting_key(choice.method, choice.weight)}
     return rows
@@ -72,7 +73,11 @@ def evaluate(workdir: Path, files: dict[str, tuple[Path, Path]], seeds: list[int
             if run_dir is None:
                 print(f"{direction} seed {seed}: no finished run, skipped")
                 continue
-            per_seed.append(evaluate_run(run_scores(run_dir, train_file, eval_file, seed)))
+            # Scores are kept beside the runs, so the rules can be compared again without the model.
+            cache = workdir / f"{direction}-seed{seed}.scores.pkl"
+            if not cache.is_file():
+                cache.write_bytes(pickle.dumps(run_scores(run_dir, train_file, eval_file, seed)))
+            per_seed.append(evaluate_run(pickle.loads(cache.read_bytes())))
         if per_seed:
             print_table(direction, per_seed, seeds)
 

@@ -6,11 +6,12 @@ top document keeps a large lead), or `rrf` (reciprocal ranks, blind to scores). 
 stage alone, weight 1 the reranker alone.
 
 Choosing the setting on held-out queries (`choose_fusion`): among the settings whose hit@k and mrr@k
-are all at least the first stage's, take the best `metric`; then shrink its weight toward the first stage
-as long as the loss stays within one standard error of the per-query difference (the one-standard-error
-rule). Few or disagreeing held-out queries give a large error and a cautious weight: labelled queries
-are often harder for the first stage than the ones users ask later, and a weight tuned closely on them
-trusts the reranker too much on easy queries.
+are all at least the first stage's, take the best `metric`, then shrink its weight toward the first stage
+twice. First while the loss stays within one standard error of the per-query difference (disagreeing
+queries: the one-standard-error rule); then by the amount of evidence, w * n / (n + PRIOR_QUERIES), as if
+PRIOR_QUERIES more queries had shown the first stage alone right. Labelled queries are often harder for
+the first stage than the ones users ask later, so a weight tuned on a few of them trusts the reranker too
+much on easy new queries; bench/QUALITY.md measures this (the shift experiment).
 """
 
 import math
@@ -29,7 +30,10 @@ FUSION_METHODS = ("minmax", "zscore", "rrf")
 GUARDED_METRICS = ("hit", "mrr")
 # The usual constant of reciprocal rank fusion (Cormack et al., 2009).
 RRF_K = 60
-SHRINK_RULE = "best under the guard, shrunk toward the first stage within one standard error"
+# The weight of the first stage's side in the evidence shrinkage, in queries: 20 dev queries (a 20% split
+# of a 100-query file) halve the weight; 100 pooled cross-validation queries keep 5/6 of it.
+PRIOR_QUERIES = 20
+SHRINK_RULE = "best under the guard, shrunk toward the first stage within one standard error, then by n / (n + {})"
 BEST_RULE = "best under the guard"
 
 
@@ -97,8 +101,19 @@ def _standard_error(per_query_best: dict, per_query_other: dict, metric: str) ->
     return statistics.stdev(differences) / math.sqrt(len(differences)) if len(differences) > 1 else 0.0
 
 
+def _within_one_standard_error(best: str, safe: list[str], means: dict, per_query: dict, metric: str) -> str:
+    """The smallest weight of the best setting's method whose loss is within one standard error."""
+    method, best_weight = parse_setting(best)
+    for weight in (w for w in FUSION_WEIGHTS if w < best_weight):
+        key = setting_key(method, weight)
+        if key in safe and means[best][metric] - means[key][metric] <= _standard_error(per_query[best], per_query[key],
+                                                                                        metric):
+            return key
+    return best
+
+
 def choose_fusion(per_query_by_setting: dict[str, dict[str, dict[str, float]]], metric: str,
-                  ks: Sequence[int] = CUTOFFS, shrink: bool = True) -> FusionChoice:
+                  ks: Sequence[int] = CUTOFFS, shrink: bool = True, prior_queries: int = PRIOR_QUERIES) -> FusionChoice:
     """The fusion setting for held-out queries' per-query metrics, {setting_key: {qid: {metric: value}}}.
 
     Weight 0 (the first stage alone) must be among the settings; it is always allowed.
@@ -108,18 +123,17 @@ def choose_fusion(per_query_by_setting: dict[str, dict[str, dict[str, float]]], 
     guarded = [f"{name}@{k}" for name in GUARDED_METRICS for k in ks]
     safe = [key for key, values in means.items() if all(values[name] >= first_stage[name] - 1e-12 for name in guarded)]
     best = max(safe, key=lambda key: (means[key][metric], -parse_setting(key)[1], -FUSION_METHODS.index(parse_setting(key)[0])))
-    chosen = best
+    chosen = _within_one_standard_error(best, safe, means, per_query_by_setting, metric) if shrink else best
+    queries = len(next(iter(per_query_by_setting.values())))
     if shrink:
-        method, best_weight = parse_setting(best)
-        for weight in (w for w in FUSION_WEIGHTS if w < best_weight):
-            key = setting_key(method, weight)
-            if key in safe and means[best][metric] - means[key][metric] <= _standard_error(
-                    per_query_by_setting[best], per_query_by_setting[key], metric):
-                chosen = key
-                break
+        method, weight = parse_setting(chosen)
+        # The grid weight nearest the shrunk value (ties down) that still passes the guard (0 always does).
+        cap = weight * queries / (queries + prior_queries) + 0.05 - 1e-9
+        chosen = max((key for key in safe if parse_setting(key)[0] == method and parse_setting(key)[1] <= cap),
+                     key=lambda key: parse_setting(key)[1], default=setting_key(method, 0.0))
     method, weight = parse_setting(chosen)
-    return FusionChoice(weight=weight, method=method, metric=metric, rule=SHRINK_RULE if shrink else BEST_RULE,
-                        queries=len(next(iter(per_query_by_setting.values()))), best_setting=best,
+    rule = SHRINK_RULE.format(prior_queries) if shrink else BEST_RULE
+    return FusionChoice(weight=weight, method=method, metric=metric, rule=rule, queries=queries, best_setting=best,
                         fused_dev_metrics=means[chosen], dev_metrics_by_setting=means,
                         per_query_by_setting=per_query_by_setting)
 

@@ -33,18 +33,23 @@ def per_query(values_by_setting: dict[str, list[float]]) -> dict:
             for key, values in values_by_setting.items()}
 
 
-def test_a_clear_gain_keeps_its_weight():
-    table = {setting_key("minmax", w): [w] * 20 for w in (0.0, 0.1, 0.2)}  # every query gains the same
+@pytest.mark.parametrize("queries, expected", [(20, 0.1), (180, 0.2)])
+def test_a_clear_gain_is_shrunk_by_the_amount_of_evidence(queries, expected):
+    # Every query gains the same, so no standard error; then w * n / (n + 20): 0.2 * 20 / 40 = 0.1,
+    # 0.2 * 180 / 200 = 0.18, whose nearest grid weight is 0.2.
+    table = {setting_key("minmax", w): [w] * queries for w in (0.0, 0.1, 0.2)}
     choice = choose_fusion(per_query(table), "mrr@5")
-    assert (choice.method, choice.weight) == ("minmax", 0.2) and choice.queries == 20
+    assert choice.best_setting == "minmax:0.2" and (choice.method, choice.weight) == ("minmax", expected)
+    assert choice.queries == queries and choose_fusion(per_query(table), "mrr@5", shrink=False).weight == 0.2
 
 
 def test_a_gain_within_one_standard_error_shrinks_toward_the_first_stage():
-    # Weight 0.2 wins on average through two queries only; 0.1 is within one standard error of it.
+    # Weight 0.2 wins on average through three queries only: 0.1 is within one standard error of it
+    # (0.025 <= 0.041), and 0.1 * 20 / 40 = 0.05 then rounds down to the first stage alone.
     table = {setting_key("minmax", 0.0): [0.5] * 20, setting_key("minmax", 0.1): [0.55] * 20,
              setting_key("minmax", 0.2): [0.5] * 17 + [1.0] * 3}
     choice = choose_fusion(per_query(table), "mrr@5")
-    assert choice.best_setting == "minmax:0.2" and (choice.method, choice.weight) == ("minmax", 0.1)
+    assert choice.best_setting == "minmax:0.2" and (choice.method, choice.weight) == ("minmax", 0.0)
     assert choose_fusion(per_query(table), "mrr@5", shrink=False).weight == 0.2
 
 
