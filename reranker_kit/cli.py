@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable
 
@@ -9,6 +10,7 @@ from reranker_kit.distributed import is_main_process
 from reranker_kit.errors import KitError
 
 USAGE_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a Ctrl-C.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -19,17 +21,27 @@ def setup_logging() -> None:
 
 
 def parse_arguments(parser: argparse.ArgumentParser, validate: Callable, argv: list[str] | None):
-    """Parses and checks a script's flags (bad ones exit 2 with usage), then sets up logging."""
-    args = parser.parse_args(argv)
-    validate(args, parser)
+    """Sets up logging, then parses and checks a script's flags (bad ones exit 2 with usage).
+
+    Logging comes first so the checks can warn about flags they accept but adjust.
+    """
     setup_logging()
+    args = parser.parse_args(argv)
+    for name, value in vars(args).items():
+        # argparse's float() takes "nan" and "inf", which no flag means; each flag then checks its range.
+        if isinstance(value, float) and not math.isfinite(value):
+            parser.error(f"--{name} must be a finite number, got {value}")
+    validate(args, parser)
     return args
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Runs a script's `main`, turning a `KitError` into a logged message and exit status 2."""
+    """Runs a script's `main`: a `KitError` becomes one logged line and exit status 2, Ctrl-C one line and 130."""
     try:
         main()
     except KitError as error:
         logging.getLogger("reranker-kit").error("%s", error)
         sys.exit(USAGE_EXIT_CODE)
+    except KeyboardInterrupt as interrupt:  # Its message, when the job gave one, says what was kept or removed.
+        logging.getLogger("reranker-kit").error("%s", str(interrupt) or "interrupted by Ctrl-C")
+        sys.exit(INTERRUPTED_EXIT_CODE)

@@ -5,6 +5,7 @@ last, atomically, after the model, tokenizer and metrics are on disk, so a run t
 killed (even in the middle of saving) is never taken for a finished model.
 """
 
+import difflib
 import json
 import logging
 import os
@@ -13,9 +14,12 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from reranker_kit.errors import KitError
+from reranker_kit.models.loading import weights_problem
 from reranker_kit.training.result import DataSummary, TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -34,6 +38,9 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Files a Trainer checkpoint holds; a folder without them is not one.
 CHECKPOINT_FILES = ("trainer_state.json", "config.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# Written into each checkpoint by the kit: what a resume needs that the Trainer does not keep.
+PROGRESS_FILE = "run_progress.json"
+RUN_NAME_PATTERN = re.compile(rf"^{RUN_PREFIX}(\d{{8}}-\d{{6}})(?:-(\d+))?$")
 
 
 def create_run_dir(runs_root: str | Path, now: datetime | None = None, prefix: str = RUN_PREFIX) -> Path:
@@ -59,26 +66,92 @@ def is_complete(run_dir: str | Path) -> bool:
     return (run_dir / COMPLETION_MARKER).is_file() and (run_dir / "config.json").is_file()
 
 
-def run_dirs_newest_first(runs_root: str | Path) -> list[Path]:
-    """All run folders, newest start time first (the timestamp, then the same-second suffix)."""
-    def sort_key(path: Path):
-        match = re.match(rf"^{RUN_PREFIX}(\d{{8}}-\d{{6}})(?:-(\d+))?$", path.name)
-        return (match.group(1), int(match.group(2) or 1)) if match else ("", 0)
+def _name_order(path: Path) -> tuple[str, int]:
+    """A run folder's start time from its name, then the same-second suffix; ("", 0) for other names."""
+    match = RUN_NAME_PATTERN.match(path.name)
+    return (match.group(1), int(match.group(2) or 1)) if match else ("", 0)
 
+
+def run_dirs_newest_first(runs_root: str | Path) -> list[Path]:
+    """All run folders, newest start time first (the timestamp in the name, then the same-second suffix)."""
     runs_root = Path(runs_root)
     if not runs_root.is_dir():
         return []
-    candidates = [path for path in runs_root.glob(f"{RUN_PREFIX}*") if path.is_dir() and sort_key(path)[0]]
-    return sorted(candidates, key=sort_key, reverse=True)
+    candidates = [path for path in runs_root.glob(f"{RUN_PREFIX}*") if path.is_dir() and _name_order(path)[0]]
+    return sorted(candidates, key=_name_order, reverse=True)
 
 
 def newest_finished_run(runs_root: str | Path) -> Path | None:
-    """The newest run folder holding a finished model, skipping (and naming) unfinished ones."""
+    """The finished run that finished last, skipping (and naming) unfinished and damaged runs.
+
+    Runs are ordered by the `finished_at` their training_info.json records, not by folder name alone, so
+    a folder dated by a wrong clock never hides newer runs. A damaged run (training_info.json that does
+    not parse, weights cut short) is skipped with a warning naming the file, and the next one is used.
+    """
+    finished = []
     for run_dir in run_dirs_newest_first(runs_root):
-        if is_complete(run_dir):
+        if not is_complete(run_dir):
+            logger.info("skipping %s: unfinished or crashed run (no %s)", run_dir, COMPLETION_MARKER)
+            continue
+        problem = run_info_problem(run_dir)
+        if problem:
+            logger.warning("skipping %s: %s", run_dir, problem)
+            continue
+        finished.append((finished_time(run_dir), run_dir))
+    for _, run_dir in sorted(finished, key=lambda pair: pair[0], reverse=True):  # Stable: ties keep name order.
+        problem = weights_problem(run_dir)
+        if problem is None:
             return run_dir
-        logger.info("skipping %s: unfinished or crashed run (no %s)", run_dir, COMPLETION_MARKER)
+        logger.warning("skipping %s: %s", run_dir, problem)
     return None
+
+
+def finished_time(run_dir: Path) -> datetime:
+    """When a finished run finished, as recorded in it; its folder name's time for files that lack it."""
+    try:
+        return datetime.fromisoformat(read_run_info(run_dir)["finished_at"]).replace(tzinfo=None)
+    except (KeyError, TypeError, ValueError):
+        stamp = _name_order(run_dir)[0]
+        return datetime.strptime(stamp, "%Y%m%d-%H%M%S") if stamp else datetime.min
+
+
+def run_info_problem(run_dir: str | Path) -> str | None:
+    """What is wrong with a run's training_info.json, or None when it is absent or a JSON object."""
+    path = Path(run_dir) / COMPLETION_MARKER
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
+        return f"{path} does not parse ({problem})"
+    return None if isinstance(info, dict) else f"{path} holds no JSON object"
+
+
+def nearest_model_folders(path: Path, count: int = 3) -> list[Path]:
+    """Model folders beside a path that does not exist, closest names first (else the newest names)."""
+    parent = path.parent
+    if not parent.is_dir():
+        return []
+    folders = {folder.name: folder for folder in parent.iterdir() if (folder / "config.json").is_file()}
+    close = difflib.get_close_matches(path.name, list(folders), n=count, cutoff=0.6)
+    return [folders[name] for name in close] or [folders[name] for name in sorted(folders, reverse=True)[:count]]
+
+
+def check_writable_folder(folder: str | Path, flag: str) -> None:
+    """Fails with the flag named unless `folder` is, or can be created as, a folder this process writes in.
+
+    Nothing is created: the scripts check every destination before any work whose result would be lost.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"lies under {existing}, which is a file"
+        raise KitError(f"{flag} {folder} {where}, not a folder; give a folder path, or move that file away")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise KitError(f"{flag} {folder}: cannot write in {existing} (permission denied); give a folder you can "
+                       "write to")
 
 
 def newest_unfinished_run_with_checkpoint(runs_root: str | Path) -> Path | None:
@@ -102,14 +175,86 @@ def is_checkpoint(path: str | Path) -> bool:
     return has_weights and all((path / name).is_file() for name in CHECKPOINT_FILES)
 
 
+def write_checkpoint_progress(checkpoint: Path, base_model: str, wall_time_s: float) -> None:
+    """Records in a checkpoint the model the run started from and the wall time spent up to it."""
+    write_json_atomic(checkpoint / PROGRESS_FILE, {"base_model": base_model, "wall_time_s": wall_time_s})
+
+
+def read_checkpoint_progress(checkpoint: Path | None) -> dict:
+    """What `write_checkpoint_progress` recorded; empty for checkpoints written before it existed."""
+    path = Path(checkpoint) / PROGRESS_FILE if checkpoint else None
+    try:
+        progress = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        logger.warning("ignoring %s: it does not parse (the wall time and base-model check start from scratch)", path)
+        return {}
+    return progress if isinstance(progress, dict) else {}
+
+
+def checkpoint_steps(checkpoint: Path) -> tuple[int, int]:
+    """(the step a checkpoint was saved at, the step its run was to stop at), from its trainer_state.json."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state["global_step"]), int(state["max_steps"])
+
+
+def has_progress(folder: Path) -> bool:
+    """Whether a run folder holds work worth keeping: a checkpoint or a finished model, at any depth."""
+    return any(folder.rglob("checkpoint-*")) or any(folder.rglob(COMPLETION_MARKER))
+
+
+def discard_unstarted_run(folder: Path, keep_folder: bool) -> bool:
+    """Removes what a run wrote before its first checkpoint; True when something was removed.
+
+    `keep_folder` keeps the folder itself (one the user named with --output_dir), emptied.
+    """
+    if not folder.is_dir() or has_progress(folder):
+        return False
+    if not keep_folder:
+        shutil.rmtree(folder)
+        return True
+    for child in folder.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return True
+
+
+def write_file_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Has `write` fill a temporary file beside `path`, then renames it: readers never see half a file.
+
+    The temporary name keeps the suffix, so writers that choose a format by extension (charts) work.
+    """
+    path = Path(path)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(descriptor)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; a report is an ordinary file.
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    try:  # Linux shows it without changing it; setting it to read it back races with other threads.
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+        return int(re.search(r"^Umask:\s*([0-7]+)", status, re.MULTILINE).group(1), 8)
+    except (OSError, AttributeError):
+        return 0o022
+
+
 def write_json_atomic(path: str | Path, payload: dict) -> None:
     """Writes JSON through a temporary file and a rename, so readers never see half a file."""
-    path = Path(path)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(payload, handle, ensure_ascii=False, indent=2, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
+    text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+    write_file_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def read_baseline(run_dir: Path) -> dict | None:
@@ -130,7 +275,7 @@ def read_run_info(run_dir: str | Path) -> dict | None:
 def base_model_name(run_dir: str | Path) -> str | None:
     """The --base_model a finished run started from."""
     info = read_run_info(run_dir)
-    return info["base_model"]["name"] if info else None
+    return (info.get("base_model") or {}).get("name") if info else None
 
 
 def training_file(run_dir: str | Path) -> Path | None:
@@ -138,8 +283,8 @@ def training_file(run_dir: str | Path) -> Path | None:
     info = read_run_info(run_dir)
     if not info:
         return None
-    path = Path(info.get("train_xlsx") or info["arguments"]["train_xlsx"])
-    return path if path.is_file() else None
+    name = info.get("train_xlsx") or (info.get("arguments") or {}).get("train_xlsx")
+    return Path(name) if name and Path(name).is_file() else None
 
 
 def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
@@ -210,7 +355,9 @@ def write_finished_run(run_dir: Path, arguments: dict, result: TrainingResult, d
         "library_versions": library_versions(),
         "device": result.device,
         "processes": result.world_size,
+        # Every session's time up to the checkpoint resumed from, then this session's.
         "wall_time_s": time.time() - started,
+        "final_step": result.final_step,
         "peak_memory_gib": result.peak_memory_gib,
     }
     write_model_card(run_dir / "README.md", info, dev_metrics)

@@ -1,12 +1,14 @@
 """main.py's flags, checked once, up front."""
 
 import argparse
+import logging
 
 from reranker_kit.fusion import FUSION_METHODS
 from reranker_kit.metrics import CUTOFFS
 from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
 from reranker_kit.retrieval import RETRIEVER_METHODS
 
+logger = logging.getLogger("main")
 DESCRIPTION = "Benchmark retrieve-then-rerank with the club's metrics at k = 3, 5, 7."
 
 
@@ -46,6 +48,13 @@ def validate_args(args, parser) -> None:
         parser.error("--top_n and --batch_size must be at least 1 and --max_length at least 16")
     if any(k < 1 for k in args.k):
         parser.error(f"--k values must be at least 1, got {args.k}")
+    if len(set(args.k)) < len(args.k):
+        logger.warning("--k %s repeats a value: reporting each once", " ".join(map(str, args.k)))
+        args.k = list(dict.fromkeys(args.k))
+    beyond = [k for k in args.k if k > args.top_n]
+    if beyond:
+        logger.warning("--k %s is above --top_n %d: only %d candidates are ranked, so those cut-offs equal @%d; "
+                       "raise --top_n to measure them", " ".join(map(str, beyond)), args.top_n, args.top_n, args.top_n)
     if args.fusion_weight not in ("auto", "none"):
         try:
             weight = float(args.fusion_weight)

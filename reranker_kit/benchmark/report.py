@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reranker_kit.run_folder import write_json_atomic
+from reranker_kit.errors import KitError
+from reranker_kit.run_folder import check_writable_folder, write_file_atomic, write_json_atomic
 
 logger = logging.getLogger("main")
 TABLE_METRICS = ("hit", "recall", "precision", "f1", "map", "mrr", "ndcg", "context_precision", "context_recall")
@@ -40,19 +41,40 @@ def print_difficulty_tables(rows: list[dict], ks) -> None:
         print(pd.DataFrame(cells).to_string(float_format=lambda value: f"{value:.4f}"))
 
 
+def check_report_destinations(report_dir: str | None, runs_root: str, output_json: str | None) -> None:
+    """Fails before any scoring when a report file could not be written, so no scoring is thrown away."""
+    check_writable_folder(report_dir or runs_root, "--report_dir" if report_dir else "--runs_root")
+    if output_json is not None:
+        path = Path(output_json)
+        if path.is_dir():
+            raise KitError(f"--output_json {path} is a folder; give a file path such as {path / 'metrics.json'}")
+        check_writable_folder(path.parent, f"--output_json {path}: its folder")
+
+
 def write_report(report: dict, report_dir: Path, output_json: Path | None, ks) -> None:
+    """Writes each report file atomically; one that cannot be written is named and never stops the others."""
     from reranker_kit.reports.plots import plot_metrics_by_k
 
-    report_dir.mkdir(parents=True, exist_ok=True)
-    flat = [{"ranker": row["name"], "dataset": row["dataset"], "difficulty": row["difficulty"] or "all",
-             "queries": row["queries"], **row["metrics"]} for row in report["runs"] + report["by_difficulty"]]
-    pd.DataFrame(flat).to_csv(report_dir / "metrics.csv", index=False)
-    write_json_atomic(report_dir / "metrics.json", report)
+    flat = pd.DataFrame([{"ranker": row["name"], "dataset": row["dataset"], "difficulty": row["difficulty"] or "all",
+                          "queries": row["queries"], **row["metrics"]} for row in report["runs"] + report["by_difficulty"]])
+    writers = {report_dir / "metrics.json": lambda path: write_json_atomic(path, report),
+               report_dir / "metrics.csv": lambda path: write_file_atomic(path, lambda temporary: flat.to_csv(
+                   temporary, index=False))}
     if output_json is not None:
-        output_json.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(output_json, report)
+        writers[output_json] = lambda path: write_json_atomic(path, report)
     for dataset in dict.fromkeys(run["dataset"] for run in report["runs"]):
-        plot_metrics_by_k(metrics_table(report["runs"], dataset, ks), ks, dataset,
-                          report_dir / f"metrics_by_k_{dataset}.png")
+        table = metrics_table(report["runs"], dataset, ks)
+        writers[report_dir / f"metrics_by_k_{dataset}.png"] = lambda path, table=table, dataset=dataset: (
+            write_file_atomic(path, lambda temporary: plot_metrics_by_k(table, ks, dataset, temporary)))
+    failed, written = [], []
+    for path, write in writers.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(path)
+            written.append(str(path))
+        except OSError as problem:
+            failed.append(f"{path} ({problem.strerror or problem})")
+    if failed:
+        raise KitError(f"could not write {'; '.join(failed)}; written: {', '.join(written) or 'nothing'}")
     logger.info("report written to %s (metrics.csv, metrics.json, metrics_by_k_*.png)%s", report_dir,
                 f" and {output_json}" if output_json else "")

@@ -4,7 +4,13 @@ import logging
 from pathlib import Path
 
 from reranker_kit.benchmark.arguments import build_parser, validate_args
-from reranker_kit.benchmark.report import TABLE_METRICS, print_difficulty_tables, print_tables, write_report
+from reranker_kit.benchmark.report import (
+    TABLE_METRICS,
+    check_report_destinations,
+    print_difficulty_tables,
+    print_tables,
+    write_report,
+)
 from reranker_kit.cli import parse_arguments
 from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries
 from reranker_kit.data.splits import query_key
@@ -22,6 +28,7 @@ from reranker_kit.run_folder import (
     create_run_dir,
     is_complete,
     newest_finished_run,
+    run_info_problem,
     stored_fusion,
     training_file,
 )
@@ -37,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     corpus = load_corpus(args.corpus_csv)
     eval_files = args.eval_xlsx or [name for name in DEFAULT_EVAL_FILES if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
     datasets = {Path(path).stem: load_queries(path, corpus) for path in eval_files}
+    check_report_destinations(args.report_dir, args.runs_root, args.output_json)
 
     # First stage: one index over the corpus, all queries of a file scored together.
     doc_ids = list(corpus)
@@ -93,11 +101,14 @@ def find_fine_tuned(args) -> Path | None:
     if args.reranker == "none":
         return None
     if args.reranker != "auto":
-        resolve_model_name(args.reranker)  # A missing folder fails now, before any model is loaded.
+        resolve_model_name(args.reranker)  # A missing folder or damaged weights fail now, before any model loads.
         path = Path(args.reranker)
         if path.is_dir() and path.name.startswith(RUN_PREFIX) and not is_complete(path):
             raise KitError(f"--reranker {path} is an unfinished run (no {COMPLETION_MARKER}); pick a finished run "
                            "or one of its checkpoint-N folders")
+        problem = run_info_problem(path) if path.is_dir() else None
+        if problem:
+            raise KitError(f"--reranker {path}: {problem}; train that run again, or pick another run")
         return path
     run_dir = newest_finished_run(args.runs_root)
     if run_dir is not None:

@@ -5,9 +5,11 @@ load from the local Hugging Face cache first, so a model pre-downloaded on a mac
 offline; when it is not cached and the Hub cannot be reached, the error says how to get it.
 """
 
+import json
 import logging
 import os
 import socket
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,6 +19,9 @@ logger = logging.getLogger(__name__)
 
 BUNDLED_MODEL_ALIAS = "bundled-minilm"
 HUB_ID_EXAMPLE = "namdp-ptit/ViRanker"
+# What must agree between a checkpoint and the model it is resumed on.
+SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+              "vocab_size")
 
 
 def bundled_model_path() -> Path:
@@ -31,7 +36,11 @@ def bundled_model_path() -> Path:
 
 
 def resolve_model_name(name: str) -> str:
-    """Turns a user's model name into what `from_pretrained` takes: a local directory or a Hub id."""
+    """Turns a user's model name into what `from_pretrained` takes: a local directory or a Hub id.
+
+    A folder is checked here, before anything loads: it must hold config.json, and weights that are
+    whole (a copy cut short fails now with the file named, not later inside the loader).
+    """
     if name == BUNDLED_MODEL_ALIAS:
         return str(bundled_model_path())
     path = Path(name).expanduser()
@@ -41,13 +50,85 @@ def resolve_model_name(name: str) -> str:
                 f"{path} is a directory without config.json, so it is not a saved model. Point to the "
                 "folder that holds config.json and the weights (a finished run or a checkpoint-* folder)."
             )
+        problem = weights_problem(path)
+        if problem:
+            raise ModelLoadError(f"{problem}. Train that run again, or pick another run or checkpoint folder.")
         return str(path)
-    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
-        raise ModelLoadError(
-            f"model path {name!r} does not exist. Give an existing model folder, a Hub id such as "
-            f"{HUB_ID_EXAMPLE}, or '{BUNDLED_MODEL_ALIAS}' for the bundled offline model."
-        )
+    if path.exists():
+        raise ModelLoadError(f"{path} is a file, not a model folder. Give the folder that holds config.json and the "
+                             f"weights, a Hub id such as {HUB_ID_EXAMPLE}, or '{BUNDLED_MODEL_ALIAS}'.")
+    if looks_like_a_path(name):
+        raise ModelLoadError(f"no such folder: model path {name!r} does not exist.{_nearest_folders_hint(path)} "
+                             f"Give an existing model folder, a Hub id such as {HUB_ID_EXAMPLE}, or "
+                             f"'{BUNDLED_MODEL_ALIAS}' for the bundled offline model.")
     return name
+
+
+def looks_like_a_path(name: str) -> bool:
+    """A name that is meant as a folder: Hub ids are `owner/model`, and `owner` is no local folder."""
+    parent = Path(name).expanduser().parent
+    return (name.startswith((".", "/", "~", "outputs")) or name.count("/") > 1 or "\\" in name
+            or parent != Path(".") and parent.is_dir())
+
+
+def _nearest_folders_hint(path: Path) -> str:
+    from reranker_kit.run_folder import nearest_model_folders
+
+    nearest = nearest_model_folders(path)
+    return f" Nearest model folders: {', '.join(map(str, nearest))}." if nearest else ""
+
+
+def weights_problem(folder: Path) -> str | None:
+    """What is wrong with the weight files of a model folder, or None when they are whole.
+
+    Only headers are read (no torch), so a damaged run is found before anything loads.
+    """
+    for path in (folder / "model.safetensors", folder / "pytorch_model.bin"):
+        if path.is_file():
+            problem = _safetensors_problem(path) if path.suffix == ".safetensors" else _torch_archive_problem(path)
+            if problem:
+                return f"{path} is damaged or cut short ({problem})"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy"):  # Checks the header against the file's length.
+            return None
+    except (SafetensorError, OSError) as problem:
+        return str(problem)
+
+
+def _torch_archive_problem(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        zipped = handle.read(4) == b"PK\x03\x04"  # torch.save's format since torch 1.6; older files are pickles.
+    if path.stat().st_size == 0 or zipped and not zipfile.is_zipfile(path):
+        return "not a complete torch archive"
+    return None
+
+
+def model_shape(name: str) -> dict | None:
+    """The architecture in a model's config.json, read without loading it; None when no copy is on disk."""
+    config_path = Path(resolve_model_name(name)) / "config.json"
+    if not config_path.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")  # A Hub id: its cached copy, if any.
+        if not isinstance(cached, str):
+            return None
+        config_path = Path(cached)
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
+        raise ModelLoadError(f"{config_path} is not a readable model config ({problem})") from None
+    return {key: config[key] for key in SHAPE_KEYS if key in config}
+
+
+def describe_shape(shape: dict) -> str:
+    return (f"a {shape.get('model_type', '?')} model with hidden size {shape.get('hidden_size', '?')}, "
+            f"{shape.get('num_hidden_layers', '?')} layers and a vocabulary of {shape.get('vocab_size', '?')}")
 
 
 def load_cross_encoder(name: str, *, dtype=None):

@@ -9,7 +9,7 @@ Example:
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import torch
 
@@ -51,39 +51,67 @@ class Reranker:
         self.batch_size = batch_size
         self.normalize = normalize
 
-    def compute_score(self, pairs: Sequence[tuple[str, str]], normalize: bool | None = None) -> list[float]:
+    def compute_score(self, pairs: Iterable[tuple[str, str]], normalize: bool | None = None) -> list[float]:
         """Scores (query, passage) pairs, in the order given.
 
         Args:
-            pairs: (query, passage) tuples.
+            pairs: (query, passage) tuples: a list, or any iterable such as a generator. All are checked
+                before any is scored.
             normalize: sigmoid probabilities instead of logits; defaults to the constructor's choice.
 
         Returns:
             One float per pair.
         """
-        _check_pairs(pairs)
+        pairs = _checked_pairs(pairs)
         scores = score_pairs(self.model, self.tokenizer, pairs, self.max_length, self.batch_size)
         if self.normalize if normalize is None else normalize:
             scores = sigmoid(scores)
         return scores.tolist()
 
-    def __call__(self, query: str, passages: Sequence[str], normalize: bool | None = None
+    def __call__(self, query: str, passages: Iterable[str], normalize: bool | None = None
                  ) -> tuple[list[float], list[str]]:
         """Reranks passages for one query.
+
+        Args:
+            query: the query text.
+            passages: the passages' texts: a list, or any iterable of strings (not one bare string).
 
         Returns:
             (scores, ranked_passages), both best first; ties keep the input order.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
+        passages = _checked_texts(passages)
         scores = self.compute_score([(query, passage) for passage in passages], normalize=normalize)
         order = sorted(range(len(scores)), key=lambda position: -scores[position])
         return [scores[i] for i in order], [passages[i] for i in order]
 
 
-def _check_pairs(pairs) -> None:
+def _checked_texts(passages) -> list[str]:
+    """The passages as a list, every one a string; a bare string would be scored character by character."""
+    if isinstance(passages, str):
+        raise TypeError("passages must be a list of strings, got one string; to score a single passage pass "
+                        "[passage]")
+    if not isinstance(passages, Iterable):
+        raise TypeError(f"passages must be a list (or any iterable) of strings, got {type(passages).__name__}")
+    passages = list(passages)
+    for position, passage in enumerate(passages):
+        if not isinstance(passage, str):
+            raise TypeError(f"passages[{position}] must be a string, got {type(passage).__name__}")
+    return passages
+
+
+def _checked_pairs(pairs) -> list[tuple[str, str]]:
+    """The pairs as a list of (query, passage) tuples, all checked before anything is scored."""
+    if isinstance(pairs, str) or not isinstance(pairs, Iterable):
+        raise TypeError("compute_score takes a list (or any iterable) of (query, passage) pairs, got "
+                        f"{type(pairs).__name__}")
     if isinstance(pairs, tuple) and len(pairs) == 2 and isinstance(pairs[0], str):
         raise TypeError("compute_score takes a list of (query, passage) pairs; wrap a single pair in a list")
-    for pair in pairs:
-        if len(pair) != 2 or not all(isinstance(text, str) for text in pair):
-            raise TypeError(f"each pair must be (query: str, passage: str), got {pair!r}")
+    checked = []
+    for position, pair in enumerate(pairs):
+        if isinstance(pair, str) or not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(
+                isinstance(text, str) for text in pair):
+            raise TypeError(f"pairs[{position}] must be a (query: str, passage: str) pair, got {pair!r}")
+        checked.append((pair[0], pair[1]))
+    return checked

@@ -112,7 +112,7 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if not 0 <= args.warmup_ratio <= 1:
         parser.error(f"--warmup_ratio must be in [0, 1], got {args.warmup_ratio}")
     for flag in ("num_hard_negatives", "num_random_negatives", "dataloader_num_workers", "early_stopping_patience",
-                 "pseudo_queries_per_document"):
+                 "pseudo_queries_per_document", "weight_decay", "seed"):
         if getattr(args, flag) < 0:
             parser.error(f"--{flag} must be 0 or more, got {getattr(args, flag)}")
     for flag in ("hard_neg_top_k", "batch_size", "gradient_accumulation_steps", "eval_steps", "save_steps",

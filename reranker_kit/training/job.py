@@ -5,29 +5,35 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from reranker_kit.cli import parse_arguments
 from reranker_kit.data.augmentation import answers_as_queries, passages_as_queries
 from reranker_kit.data.loading import Query, load_corpus, load_queries
 from reranker_kit.data.splits import fold_splits, merge_duplicate_queries, split_queries
-from reranker_kit.distributed import run_on_main
+from reranker_kit.distributed import is_main_process, run_on_main
 from reranker_kit.errors import CheckpointError, DataError, KitError
 from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.retrieval import LexicalIndex
 from reranker_kit.run_folder import (
     CV_PREFIX,
+    check_writable_folder,
     checkpoints,
     create_run_dir,
+    discard_unstarted_run,
     is_checkpoint,
     is_complete,
     newest_unfinished_run_with_checkpoint,
+    read_checkpoint_progress,
     remove_model_files,
     write_finished_run,
 )
 from reranker_kit.training.arguments import build_parser, validate_args
 from reranker_kit.training.negatives import effective_hard_top_k, mine_training_groups
 from reranker_kit.training.result import DataSummary, TrainingResult
+from reranker_kit.training.resume import check_base_model
 
 logger = logging.getLogger("fine_tune_reranker")
 
@@ -51,7 +57,27 @@ def main(argv: list[str] | None = None) -> None:
     # Where this run writes: a new folder, or the folder of the run being resumed. Only the main
     # process creates it; under torchrun every process then uses that same folder.
     run_dir, resume_checkpoint = run_on_main(lambda: resolve_run_dir(args))
-    train_one(args, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
+    with removed_if_stopped_early(run_dir, keep_folder=args.output_dir is not None):
+        train_one(args, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
+
+
+@contextmanager
+def removed_if_stopped_early(run_dir: Path, keep_folder: bool) -> Iterator[None]:
+    """An error or Ctrl-C before the first checkpoint removes what the new run wrote: nothing to resume is left.
+
+    A folder with a checkpoint (a resumed run, a second Ctrl-C during training) is kept as it is.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        if is_main_process() and discard_unstarted_run(run_dir, keep_folder):
+            raise KeyboardInterrupt(f"interrupted before the first checkpoint: removed what this run wrote in "
+                                    f"{run_dir}; nothing to resume") from None
+        raise
+    except Exception:
+        if is_main_process():
+            discard_unstarted_run(run_dir, keep_folder)
+        raise
 
 
 def require_negatives(corpus: dict[int, str], queries: list[Query], corpus_csv: str) -> None:
@@ -67,7 +93,8 @@ def require_negatives(corpus: dict[int, str], queries: list[Query], corpus_csv: 
 def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: list[Query], dev_queries: list[Query],
               run_dir: Path, resume_checkpoint: Path | None = None) -> TrainingResult:
     """Mines negatives, trains, evaluates and writes one run's folder; returns its result."""
-    started = time.time()
+    # A resumed run's clock includes the time its earlier sessions spent up to the checkpoint.
+    started = time.time() - read_checkpoint_progress(resume_checkpoint).get("wall_time_s", 0.0)
     labelled_train_queries = len(train_queries)
     if args.augment_with_answers:
         train_queries = train_queries + answers_as_queries(train_queries)
@@ -89,12 +116,7 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     from reranker_kit.training.run import TrainingData, train_reranker
 
     data = TrainingData(corpus, train_groups, dev_queries, dev_groups, index, doc_ids)
-    try:
-        result = train_reranker(args, data, run_dir, resume_checkpoint)
-    except KitError:
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # Created for this run a moment ago and still empty: leave nothing behind.
-        raise
+    result = train_reranker(args, data, run_dir, resume_checkpoint, started)
     if result is None:
         sys.exit(130)  # Interrupted: a checkpoint was saved and the run can be resumed.
     if result.is_main_process:
@@ -119,16 +141,19 @@ def cross_validate(args: argparse.Namespace, corpus: dict[int, str], queries: li
 
     if args.resume_from_checkpoint or args.output_dir:
         raise KitError("--cv_folds runs in a new folder of its own: drop --resume_from_checkpoint and --output_dir")
+    folds = list(fold_splits(queries, args.cv_folds, args.seed))  # A refused fold count creates no folder.
+    check_writable_folder(args.runs_root, "--runs_root")
     cv_dir = create_run_dir(args.runs_root, prefix=CV_PREFIX)
     results = []
-    for fold, (train_queries, dev_queries) in enumerate(fold_splits(queries, args.cv_folds, args.seed), start=1):
-        logger.info("fold %d/%d: %d training and %d dev queries", fold, args.cv_folds, len(train_queries),
-                    len(dev_queries))
-        fold_dir = cv_dir / f"fold-{fold}"
-        fold_dir.mkdir()
-        results.append(train_one(args, corpus, train_queries, dev_queries, fold_dir))
-        if not args.cv_keep_models:
-            remove_model_files(fold_dir)
+    with removed_if_stopped_early(cv_dir, keep_folder=False):
+        for fold, (train_queries, dev_queries) in enumerate(folds, start=1):
+            logger.info("fold %d/%d: %d training and %d dev queries", fold, args.cv_folds, len(train_queries),
+                        len(dev_queries))
+            fold_dir = cv_dir / f"fold-{fold}"
+            fold_dir.mkdir()
+            results.append(train_one(args, corpus, train_queries, dev_queries, fold_dir))
+            if not args.cv_keep_models:
+                remove_model_files(fold_dir)
     write_cv_report(cv_dir, summarize_folds(results), vars(args))
     logger.info("cross-validation finished: %s", cv_dir)
 
@@ -164,6 +189,7 @@ def resolve_run_dir(args: argparse.Namespace) -> tuple[Path, Path | None]:
     if is_complete(run_dir):
         raise CheckpointError(f"{run_dir} finished already; to train further, start a new run with "
                               f"--base_model {run_dir}")
+    check_base_model(checkpoint, args.base_model)
     logger.info("resuming %s from %s", run_dir, checkpoint.name)
     return run_dir, checkpoint
 
@@ -171,8 +197,10 @@ def resolve_run_dir(args: argparse.Namespace) -> tuple[Path, Path | None]:
 def new_run_dir(args: argparse.Namespace) -> Path:
     """A new folder under --runs_root, or the --output_dir given, which must be new or empty."""
     if args.output_dir is None:
+        check_writable_folder(args.runs_root, "--runs_root")
         return create_run_dir(args.runs_root)
     run_dir = Path(args.output_dir)
+    check_writable_folder(run_dir, "--output_dir")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise KitError(f"--output_dir {run_dir} already holds files; give a new folder, or resume that run "
                        "with --resume_from_checkpoint latest")

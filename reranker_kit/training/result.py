@@ -45,3 +45,4 @@ class TrainingResult:
     world_size: int
     peak_memory_gib: dict[str, float]
     is_main_process: bool = True
+    final_step: int | None = None  # The optimizer step the saved weights' run ended at.

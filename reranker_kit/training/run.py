@@ -7,6 +7,7 @@ validation runs it once per fold.
 import logging
 import math
 import resource
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,17 @@ from reranker_kit.distributed import world_size
 from reranker_kit.models.loading import load_cross_encoder
 from reranker_kit.models.pair_encoding import position_limit
 from reranker_kit.retrieval import LexicalIndex
-from reranker_kit.run_folder import read_baseline, write_baseline
+from reranker_kit.run_folder import checkpoint_steps, read_baseline, write_baseline
 from reranker_kit.training.dataset import CrossEncoderCollator, build_train_dataset
 from reranker_kit.training.dev_evaluation import DevEvaluator
 from reranker_kit.training.negatives import TrainingGroup
 from reranker_kit.training.result import DevMetrics, TrainingResult
-from reranker_kit.training.trainer import EvaluateAtEndCallback, GracefulInterruptCallback, RerankerTrainer
+from reranker_kit.training.trainer import (
+    CheckpointProgressCallback,
+    EvaluateAtEndCallback,
+    GracefulInterruptCallback,
+    RerankerTrainer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -163,14 +169,19 @@ def pretrained_dev_metrics(trainer: RerankerTrainer, run_dir: Path, resuming: bo
     return baseline
 
 
-def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: Path | None) -> TrainingResult | None:
-    """Trains and returns the result, or None when a signal stopped training after a checkpoint."""
+def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: Path | None,
+                   started: float | None = None) -> TrainingResult | None:
+    """Trains and returns the result, or None when a signal stopped training after a checkpoint.
+
+    `started`: when the run began, moved back by the time earlier sessions spent before the checkpoint.
+    """
     model, tokenizer, resolved, max_length = load_model(args)
     trainer, interrupt = build_trainer(args, model, tokenizer, max_length, data, run_dir)
+    trainer.add_callback(CheckpointProgressCallback(args.base_model, started if started is not None else time.time()))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     baseline = pretrained_dev_metrics(trainer, run_dir, resuming=resume_checkpoint is not None)
-    train_output = trainer.train(resume_from_checkpoint=str(resume_checkpoint) if resume_checkpoint else None)
+    train_metrics = train_or_restore(trainer, args, run_dir, resume_checkpoint)
     if interrupt.interrupted:
         step = trainer.state.global_step
         logger.warning("stopped at step %d; checkpoint saved in %s. Resume with: python fine_tune_reranker.py "
@@ -188,10 +199,40 @@ def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: P
     trainer.save_model(str(run_dir))
     trainer.save_state()
     return TrainingResult(
-        dev=dev, fusion=fusion, train_metrics=train_output.metrics, log_history=trainer.state.log_history,
+        dev=dev, fusion=fusion, train_metrics=train_metrics, log_history=trainer.state.log_history,
         best_checkpoint=trainer.state.best_model_checkpoint, base_model=_model_summary(args, model, resolved, max_length),
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        world_size=trainer.args.world_size, peak_memory_gib=peak_memory_gib(), is_main_process=trainer.is_world_process_zero())
+        world_size=trainer.args.world_size, peak_memory_gib=peak_memory_gib(), is_main_process=trainer.is_world_process_zero(),
+        final_step=trainer.state.global_step)
+
+
+def train_or_restore(trainer: RerankerTrainer, args, run_dir: Path, resume_checkpoint: Path | None) -> dict:
+    """Trains (from the checkpoint when resuming) and returns the training metrics.
+
+    A checkpoint saved at the run's last step (the run stopped while saving its end) has nothing left to
+    train: the Trainer would still take one more step, so its end state is restored instead.
+    """
+    if resume_checkpoint is not None:
+        step, last_step = checkpoint_steps(resume_checkpoint)
+        if step >= last_step and args.max_steps <= step:  # -1: the schedule the run started with.
+            logger.info("%s is the run's last step (%d): finishing the run without training further",
+                        resume_checkpoint.name, step)
+            return restore_last_step(trainer, resume_checkpoint, run_dir)
+    return trainer.train(resume_from_checkpoint=str(resume_checkpoint) if resume_checkpoint else None).metrics
+
+
+def restore_last_step(trainer: RerankerTrainer, checkpoint: Path, run_dir: Path) -> dict:
+    """What the end of `Trainer.train` leaves: the checkpoint's state and the best (or last) weights."""
+    from transformers import AutoModelForSequenceClassification, TrainerState
+
+    state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    best = state.best_model_checkpoint if trainer.args.load_best_model_at_end else None
+    # The state records checkpoint paths as they were when saved; the run folder may have moved since.
+    weights = run_dir / Path(best).name if best and (run_dir / Path(best).name).is_dir() else checkpoint
+    trainer.model = AutoModelForSequenceClassification.from_pretrained(str(weights)).to(trainer.args.device)
+    trainer.state = state
+    return {"epoch": state.epoch, "global_step": state.global_step, "total_flos": state.total_flos,
+            "restored_from": weights.name}
 
 
 def _model_summary(args, model, resolved: str, max_length: int) -> dict:

@@ -8,11 +8,15 @@ positive above its negatives, not reach absolute probabilities.
 
 import logging
 import signal
+import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from reranker_kit.run_folder import write_checkpoint_progress
 from reranker_kit.training.dataset import MODEL_INPUT_KEYS
 
 logger = logging.getLogger(__name__)
@@ -91,3 +95,19 @@ class GracefulInterruptCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+class CheckpointProgressCallback(TrainerCallback):
+    """Records in each checkpoint the base model and the wall time so far (all sessions of the run).
+
+    A resume checks the base model against --base_model before loading, and adds the time.
+    """
+
+    def __init__(self, base_model: str, started: float):
+        self.base_model = base_model
+        self.started = started
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if state.is_world_process_zero and checkpoint.is_dir():
+            write_checkpoint_progress(checkpoint, self.base_model, time.time() - self.started)
