@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from reranker_kit.benchmark.arguments import build_parser, validate_args
+from reranker_kit.benchmark.first_stage import first_stage_candidates
 from reranker_kit.benchmark.report import TABLE_METRICS, print_difficulty_tables, print_tables, write_report
 from reranker_kit.cli import parse_arguments
 from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries
@@ -12,8 +13,7 @@ from reranker_kit.errors import DataError, KitError, ModelLoadError
 from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.models.loading import resolve_model_name
-from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
-from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.run_folder import (
     COMPLETION_MARKER,
     REPORT_PREFIX,
@@ -38,13 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     eval_files = args.eval_xlsx or [name for name in DEFAULT_EVAL_FILES if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
     datasets = {Path(path).stem: load_queries(path, corpus) for path in eval_files}
 
-    # First stage: one index over the corpus, all queries of a file scored together.
-    doc_ids = list(corpus)
-    index = LexicalIndex([corpus[doc_id] for doc_id in doc_ids], method=args.retriever)
-    candidates = {name: retrieve_candidates(index, doc_ids, queries, args.top_n) for name, queries in datasets.items()}
+    # First stage: one index over the corpus (or the user's ranked lists), all queries of a file together.
+    fine_tuned_path = find_fine_tuned(args)
+    candidates, first_stage_info = first_stage_candidates(args, corpus, datasets, fine_tuned_path)
 
     # Rerankers to compare, then every ranker's metrics per file and per difficulty.
-    fine_tuned_path = find_fine_tuned(args)
     warn_about_seen_queries(datasets, fine_tuned_path, corpus)
     pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
     fusion = resolve_fusion(args, fine_tuned_path)
@@ -58,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # Report: tables on screen, CSV/JSON/PNG on disk.
     report_dir = Path(args.report_dir) if args.report_dir else create_run_dir(args.runs_root, prefix=REPORT_PREFIX)
-    report = {"corpus_csv": args.corpus_csv, "retriever": args.retriever, "top_n": args.top_n, "k": args.k,
+    report = {"corpus_csv": args.corpus_csv, "retriever": first_stage_info["method"], "first_stage": first_stage_info,
+              "top_n": args.top_n, "k": args.k,
               "fine_tuned_reranker": str(fine_tuned_path) if fine_tuned_path else None,
               "pretrained_reranker": pretrained_name,
               "fusion_method": fusion[0] if fusion else None, "fusion_weight": fusion[1] if fusion else None,
