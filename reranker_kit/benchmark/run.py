@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from reranker_kit.benchmark.arguments import build_parser, validate_args
-from reranker_kit.benchmark.first_stage import first_stage_candidates
+from reranker_kit.benchmark.candidates import first_stage_candidates
 from reranker_kit.benchmark.report import TABLE_METRICS, print_difficulty_tables, print_tables, write_report
 from reranker_kit.cli import parse_arguments
 from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries

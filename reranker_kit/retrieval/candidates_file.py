@@ -186,3 +186,36 @@ def candidates_from_file(lists: Sequence[RankedList], datasets: dict[str, list[Q
                              first_stage_scores={query.qid: first_stage_scores(by_key[query_key(query.text)], top_n)
                                                  for query in queries})
             for name, queries in datasets.items()}
+
+
+class RankedListRetriever:
+    """The file's ranked lists as a retriever, for mining and the dev candidates of a training run.
+
+    A query with a list gets it, best first, padded with `fallback`'s ranking when shorter than k (padded
+    rows then score by 1 / rank); any other query (one the file lacks, an answer or corpus sentence used
+    as a training query) gets `fallback`'s ranking.
+    """
+
+    def __init__(self, lists: Sequence[RankedList], doc_ids: Sequence[int], fallback):
+        self.lists = {query_key(ranked.query): ranked for ranked in lists}
+        self.position = {doc_id: position for position, doc_id in enumerate(doc_ids)}
+        self.fallback = fallback
+        self.num_documents = fallback.num_documents
+
+    def covers(self, queries: Sequence[Query]) -> int:
+        return sum(query_key(query.text) in self.lists for query in queries)
+
+    def top_k(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        positions, scores = self.fallback.top_k(queries, k)
+        width = positions.shape[1]
+        for row, query in enumerate(queries):
+            ranked = self.lists.get(query_key(query))
+            if ranked is None:
+                continue
+            own = [self.position[doc_id] for doc_id in ranked.doc_ids[:width]]
+            listed = set(own)
+            padding = [position for position in positions[row] if position not in listed][:width - len(own)]
+            positions[row] = own + padding
+            scores[row] = (first_stage_scores(ranked, width) if len(own) == width
+                           else 1.0 / np.arange(1, width + 1, dtype=np.float32))
+        return positions, scores
