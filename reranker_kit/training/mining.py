@@ -50,6 +50,8 @@ def mine(args, corpus: dict[int, str], labelled_train_queries: list[Query], trai
     mining = (index, doc_ids, args.num_hard_negatives, args.num_random_negatives,
               effective_hard_top_k(args.hard_neg_top_k, len(doc_ids)))
     train_groups, train_report = mine_training_groups(train_queries, *mining, args.seed)
+    if args.filter_false_negatives:
+        train_groups = drop_false_negatives(args, corpus, train_groups, train_report)
     dev_groups, dev_report = mine_training_groups(dev_queries, *mining, args.seed + 1)
     dev_candidates = retrieve_candidates(index, doc_ids, dev_queries, args.dev_top_n) if dev_queries else None
     return MinedData(train_groups, train_report, dev_groups, dev_report, dev_candidates)
@@ -80,3 +82,19 @@ def check_first_stage_inputs(args, corpus: dict[int, str]) -> None:
         from reranker_kit.retrieval.candidates_file import read_candidates_file
 
         read_candidates_file(args.candidates, corpus)
+
+
+def drop_false_negatives(args, corpus: dict[int, str], groups: list[TrainingGroup], report: MiningReport
+                         ) -> list[TrainingGroup]:
+    """The groups without the hard negatives the teacher scores close to their positive; counted in `report`."""
+    from reranker_kit.models.reranker import Reranker
+    from reranker_kit.training.false_negatives import filter_false_negatives
+
+    teacher_name = args.teacher_model or args.base_model
+    teacher = Reranker(model_name=teacher_name, max_length=args.max_seq_length, batch_size=args.eval_batch_size)
+    kept, dropped = filter_false_negatives(groups, corpus, teacher.compute_score, args.false_negative_margin)
+    report.false_negatives_dropped = dropped
+    report.hard_negative_pairs -= dropped
+    logger.info("false-negative filter: %s dropped %d of %d hard negatives scored within %.0f%% of their positive",
+                teacher_name, dropped, dropped + report.hard_negative_pairs, 100 * args.false_negative_margin)
+    return kept

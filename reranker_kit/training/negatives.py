@@ -48,12 +48,14 @@ class MiningReport:
     positive_pairs: int = 0
     hard_negative_pairs: int = 0
     random_negative_pairs: int = 0
+    false_negatives_dropped: int = 0  # Hard negatives a teacher judged relevant (--filter_false_negatives).
     shortfalls: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"queries": self.queries, "positive_pairs": self.positive_pairs,
                 "hard_negative_pairs": self.hard_negative_pairs,
-                "random_negative_pairs": self.random_negative_pairs}
+                "random_negative_pairs": self.random_negative_pairs,
+                "false_negatives_dropped": self.false_negatives_dropped}
 
 
 def mine_training_groups(queries: Sequence[Query], index: Retriever, doc_ids: Sequence[int],
