@@ -58,7 +58,7 @@ def test_hybrid_rrf_by_hand_prefers_agreement_at_the_top_over_the_middle(tmp_pat
     encoder = TableEncoder({documents[0]: [0, 0, 1], documents[1]: [0, 1, 1], documents[2]: [0, 1, 0], "lab": [0, 1, 0.2]})
     dense = DenseIndex(documents, encoder, tmp_path)
     assert dense.top_k(["lab"], 3)[0].tolist() == [[2, 1, 0]]
-    positions, scores = HybridIndex(lexical, dense).top_k(["lab"], 3)
+    positions, scores = HybridIndex(lexical, dense, "rrf").top_k(["lab"], 3)
     assert positions.tolist() == [[0, 2, 1]]
     np.testing.assert_allclose(scores[0], [0.5 * (1 / 61 + 1 / 63)] * 2 + [1 / 62], rtol=1e-6)
 
@@ -70,6 +70,8 @@ def test_hybrid_min_max_weighs_the_two_sides(tmp_path):
     # Min-max puts each side's best at 1 and worst at 0: the side with more weight wins.
     assert HybridIndex(lexical, dense, "minmax", dense_weight=0.7).top_k(["lab"], 2)[0].tolist() == [[1, 0]]
     assert HybridIndex(lexical, dense, "minmax", dense_weight=0.3).top_k(["lab"], 2)[0].tolist() == [[0, 1]]
+    # The default: equal weights, so each side's best (the other's worst) gets 0.5 + 0 = 0.5.
+    np.testing.assert_allclose(HybridIndex(lexical, dense).score(["lab"]), [[0.5, 0.5]])
 
 
 def test_embedding_cache_hits_and_is_invalidated_by_the_corpus_and_the_model(tmp_path, caplog):

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"a Hub id or folder, '{BUNDLED_MODEL_ALIAS}', or 'none'.")
     parser.add_argument("--retriever", choices=RETRIEVER_METHODS, default="bm25",
                         help="First-stage retriever: lexical (bm25, tfidf), a bi-encoder (dense: --embedding_model), "
-                             "or BM25 and dense fused by reciprocal ranks (hybrid).")
+                             "or BM25 and dense, min-max normalised and summed (hybrid).")
     parser.add_argument("--embedding_model", type=str, default=DEFAULT_EMBEDDING_MODEL,
                         help=f"Sentence-transformers model of the dense and hybrid retrievers: a Hub id, a folder, or "
                              f"'{BUNDLED_MODEL_ALIAS}' (English all-MiniLM-L6-v2, offline).")
