@@ -42,7 +42,7 @@ def _add_negatives_flags(negatives) -> None:
     negatives.add_argument("--num_hard_negatives", type=int, default=2, help="Hard negatives per positive pair.")
     negatives.add_argument("--num_random_negatives", type=int, default=1, help="Random negatives per positive pair.")
     negatives.add_argument("--hard_neg_top_k", type=int, default=50,
-                           help="Hard negatives are sampled from this many top lexical hits (positives excluded).")
+                           help="Hard negatives are sampled from this many top first-stage hits (positives excluded).")
     negatives.add_argument("--hard_neg_method", choices=RETRIEVER_METHODS, default="bm25",
                            help="First stage that mines hard negatives and picks dev candidates (as main.py's "
                                 "--retriever): bm25, tfidf, dense (--embedding_model) or hybrid (BM25 + dense).")
