@@ -22,6 +22,13 @@ declare -A recipes=(
   # The answers plus the first four sentences of every document as extra training queries.
   [bce_aug_psg]="--loss bce --batch_size 8 --augment_with_answers --pseudo_queries_per_document 4"
   [listwise_aug_psg]="--loss listwise --batch_size 2 --augment_with_answers --pseudo_queries_per_document 4"
+  # The default recipe (bce_aug_psg) on top of each first stage: it mines the negatives, picks each fold's
+  # dev candidates and the fusion weight. Expansion uses each fold's training side only.
+  [tfidf_aug_psg]="--loss bce --batch_size 8 --augment_with_answers --pseudo_queries_per_document 4 --hard_neg_method tfidf"
+  [dense_aug_psg]="--loss bce --batch_size 8 --augment_with_answers --pseudo_queries_per_document 4 --hard_neg_method dense --embedding_model bundled-minilm"
+  [hybrid_aug_psg]="--loss bce --batch_size 8 --augment_with_answers --pseudo_queries_per_document 4 --hard_neg_method hybrid --embedding_model bundled-minilm"
+  [bm25x_aug_psg]="--loss bce --batch_size 8 --augment_with_answers --pseudo_queries_per_document 4 --hard_neg_method bm25 --expand_documents"
+  [hybridx_aug_psg]="--loss bce --batch_size 8 --augment_with_answers --pseudo_queries_per_document 4 --hard_neg_method hybrid --embedding_model bundled-minilm --expand_documents"
 )
 for name in ${RECIPES:-bce listwise bce_aug listwise_aug}; do
   echo "=== $name: ${recipes[$name]}"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reranker_kit.data.loading import Query
-from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.retrieval.base import Retriever
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Candidates:
     first_stage_scores: dict[str, np.ndarray]
 
 
-def retrieve_candidates(index: LexicalIndex, doc_ids: Sequence[int], queries: Sequence[Query], top_n: int
+def retrieve_candidates(index: Retriever, doc_ids: Sequence[int], queries: Sequence[Query], top_n: int
                         ) -> Candidates:
     positions, scores = index.top_k([query.text for query in queries], top_n)
     return Candidates(

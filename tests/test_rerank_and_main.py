@@ -120,6 +120,9 @@ def test_main_first_stage_only_needs_no_model(small_data, tmp_path):
     (["--fusion_weight", "1.5"], "--fusion_weight must be"),
     (["--top_n", "0"], "--top_n"),
     (["--eval_xlsx", "nope.xlsx"], "file not found"),
+    (["--retriever", "dense", "--embedding_model", "./no/such/encoder"], "does not exist"),
+    (["--candidates", "c.jsonl", "--expand_documents"], "nothing to expand"),
+    (["--expand_documents", "--reranker", "none"], "--expand_documents needs labelled training queries"),
 ])
 def test_main_bad_input_exits_2(small_data, tmp_path, flags, message):
     result = run_script("main.py", "--corpus_csv", str(small_data["corpus"]), "--runs_root", str(tmp_path / "o"),

@@ -6,7 +6,7 @@ import logging
 from reranker_kit.fusion import FUSION_METHODS
 from reranker_kit.metrics import CUTOFFS
 from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
-from reranker_kit.retrieval import RETRIEVER_METHODS
+from reranker_kit.retrieval import DEFAULT_EMBEDDING_CACHE, DEFAULT_EMBEDDING_MODEL, RETRIEVER_METHODS
 
 logger = logging.getLogger("main")
 DESCRIPTION = "Benchmark retrieve-then-rerank with the club's metrics at k = 3, 5, 7."
@@ -24,7 +24,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pretrained_reranker", type=str, default="auto",
                         help="Reranker to compare before fine-tuning: 'auto' (the fine-tuned run's base model), "
                              f"a Hub id or folder, '{BUNDLED_MODEL_ALIAS}', or 'none'.")
-    parser.add_argument("--retriever", choices=RETRIEVER_METHODS, default="bm25", help="First-stage retriever.")
+    parser.add_argument("--retriever", choices=RETRIEVER_METHODS, default="bm25",
+                        help="First-stage retriever: lexical (bm25, tfidf), a bi-encoder (dense: --embedding_model), "
+                             "or BM25 and dense, min-max normalised and summed (hybrid).")
+    parser.add_argument("--embedding_model", type=str, default=DEFAULT_EMBEDDING_MODEL,
+                        help=f"Sentence-transformers model of the dense and hybrid retrievers: a Hub id, a folder, or "
+                             f"'{BUNDLED_MODEL_ALIAS}' (English all-MiniLM-L6-v2, offline).")
+    parser.add_argument("--embedding_cache_dir", type=str, default=DEFAULT_EMBEDDING_CACHE,
+                        help="Where corpus embeddings are cached, keyed by the documents and the model.")
+    parser.add_argument("--candidates", type=str, default=None,
+                        help="Your own first stage instead of --retriever: a JSONL (or CSV) file with each evaluated "
+                             "query's ranked document ids, best first (README: Your own candidates).")
+    parser.add_argument("--expand_documents", action="store_true",
+                        help="Index each document with the labelled training queries (and answers) that name it: the "
+                             "fine-tuned run's training file, or --expansion_xlsx. Queries of the evaluated file are "
+                             "always left out.")
+    parser.add_argument("--expansion_xlsx", type=str, default=None,
+                        help="Query file whose labelled queries expand the documents (default: the run's training file).")
     parser.add_argument("--top_n", type=int, default=20, help="First-stage candidates reranked per query.")
     parser.add_argument("--k", type=int, nargs="+", default=list(CUTOFFS), help="Cut-offs to report.")
     parser.add_argument("--fusion_weight", type=str, default="auto",
@@ -46,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 def validate_args(args, parser) -> None:
     if args.top_n < 1 or args.batch_size < 1 or args.max_length < 16:
         parser.error("--top_n and --batch_size must be at least 1 and --max_length at least 16")
+    if args.candidates and (args.expand_documents or args.expansion_xlsx):
+        parser.error("--candidates replaces the kit's index, so there is nothing to expand: drop --expand_documents "
+                     "(expand the documents in your own retriever instead)")
+    if args.expansion_xlsx and not args.expand_documents:
+        parser.error("--expansion_xlsx is read only with --expand_documents: add it, or drop --expansion_xlsx")
     if any(k < 1 for k in args.k):
         parser.error(f"--k values must be at least 1, got {args.k}")
     if len(set(args.k)) < len(args.k):

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from reranker_kit.benchmark.arguments import build_parser, validate_args
+from reranker_kit.benchmark.candidates import first_stage_candidates
 from reranker_kit.benchmark.report import (
     TABLE_METRICS,
     check_report_destinations,
@@ -18,8 +19,7 @@ from reranker_kit.errors import DataError, KitError, ModelLoadError
 from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.models.loading import resolve_model_name
-from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
-from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.run_folder import (
     COMPLETION_MARKER,
     REPORT_PREFIX,
@@ -46,13 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     datasets = {Path(path).stem: load_queries(path, corpus) for path in eval_files}
     check_report_destinations(args.report_dir, args.runs_root, args.output_json)
 
-    # First stage: one index over the corpus, all queries of a file scored together.
-    doc_ids = list(corpus)
-    index = LexicalIndex([corpus[doc_id] for doc_id in doc_ids], method=args.retriever)
-    candidates = {name: retrieve_candidates(index, doc_ids, queries, args.top_n) for name, queries in datasets.items()}
+    # First stage: one index over the corpus (or the user's ranked lists), all queries of a file together.
+    fine_tuned_path = find_fine_tuned(args)
+    candidates, first_stage_info = first_stage_candidates(args, corpus, datasets, fine_tuned_path)
 
     # Rerankers to compare, then every ranker's metrics per file and per difficulty.
-    fine_tuned_path = find_fine_tuned(args)
     warn_about_seen_queries(datasets, fine_tuned_path, corpus)
     pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
     fusion = resolve_fusion(args, fine_tuned_path)
@@ -66,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # Report: tables on screen, CSV/JSON/PNG on disk.
     report_dir = Path(args.report_dir) if args.report_dir else create_run_dir(args.runs_root, prefix=REPORT_PREFIX)
-    report = {"corpus_csv": args.corpus_csv, "retriever": args.retriever, "top_n": args.top_n, "k": args.k,
+    report = {"corpus_csv": args.corpus_csv, "retriever": first_stage_info["method"], "first_stage": first_stage_info,
+              "top_n": args.top_n, "k": args.k,
               "fine_tuned_reranker": str(fine_tuned_path) if fine_tuned_path else None,
               "pretrained_reranker": pretrained_name,
               "fusion_method": fusion[0] if fusion else None, "fusion_weight": fusion[1] if fusion else None,

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from reranker_kit.retrieval.base import batched_top_k
 from reranker_kit.retrieval.text import analyze
 
-RETRIEVER_METHODS = ("bm25", "tfidf")
+LEXICAL_METHODS = ("bm25", "tfidf")
 QUERY_BATCH_SIZE = 512
 # TF-IDF queries are scored as a dense block (vocabulary x batch), faster than a sparse product here;
 # the batch shrinks on large vocabularies so the block stays under this many entries.
@@ -29,8 +30,8 @@ class LexicalIndex:
     """
 
     def __init__(self, documents: Sequence[str], method: str = "bm25", k1: float = 1.5, b: float = 0.75):
-        if method not in RETRIEVER_METHODS:
-            raise ValueError(f"unknown retrieval method {method!r}; choose one of {RETRIEVER_METHODS}")
+        if method not in LEXICAL_METHODS:
+            raise ValueError(f"unknown lexical method {method!r}; choose one of {LEXICAL_METHODS}")
         if not documents:
             raise ValueError("cannot index an empty corpus")
         self.method = method
@@ -68,19 +69,7 @@ class LexicalIndex:
             order = np.lexsort((positions, -scores), axis=1)
             return np.take_along_axis(positions, order, axis=1), np.take_along_axis(scores, order, axis=1)
         batch_size = max(1, min(batch_size, MAX_DENSE_QUERY_ENTRIES // max(len(self._vectorizer.vocabulary_), 1)))
-        positions = np.empty((len(queries), k), dtype=np.int64)
-        scores = np.empty((len(queries), k), dtype=np.float32)
-        for start in range(0, len(queries), batch_size):
-            batch_scores = self.score(queries[start:start + batch_size])
-            if k < self.num_documents:
-                candidates = np.argpartition(-batch_scores, k - 1, axis=1)[:, :k]
-            else:
-                candidates = np.tile(np.arange(self.num_documents), (len(batch_scores), 1))
-            candidate_scores = np.take_along_axis(batch_scores, candidates, axis=1)
-            order = np.lexsort((candidates, -candidate_scores), axis=1)
-            positions[start:start + batch_size] = np.take_along_axis(candidates, order, axis=1)
-            scores[start:start + batch_size] = np.take_along_axis(candidate_scores, order, axis=1)
-        return positions, scores
+        return batched_top_k(self.score, queries, k, self.num_documents, batch_size)
 
 
 def _query_terms(query: str) -> list[str]:

@@ -4,7 +4,7 @@ import argparse
 
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
 from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
-from reranker_kit.retrieval import RETRIEVER_METHODS
+from reranker_kit.retrieval import DEFAULT_EMBEDDING_CACHE, DEFAULT_EMBEDDING_MODEL, RETRIEVER_METHODS
 
 DESCRIPTION = "Fine-tune a cross-encoder reranker on the club's corpus and queries."
 LOSSES = ("bce", "listwise")
@@ -42,9 +42,30 @@ def _add_negatives_flags(negatives) -> None:
     negatives.add_argument("--num_hard_negatives", type=int, default=2, help="Hard negatives per positive pair.")
     negatives.add_argument("--num_random_negatives", type=int, default=1, help="Random negatives per positive pair.")
     negatives.add_argument("--hard_neg_top_k", type=int, default=50,
-                           help="Hard negatives are sampled from this many top lexical hits (positives excluded).")
+                           help="Hard negatives are sampled from this many top first-stage hits (positives excluded).")
     negatives.add_argument("--hard_neg_method", choices=RETRIEVER_METHODS, default="bm25",
-                           help="Lexical index used to mine hard negatives and to pick dev candidates.")
+                           help="First stage that mines hard negatives and picks dev candidates (as main.py's "
+                                "--retriever): bm25, tfidf, dense (--embedding_model) or hybrid (BM25 + dense).")
+    negatives.add_argument("--embedding_model", type=str, default=DEFAULT_EMBEDDING_MODEL,
+                           help=f"Sentence-transformers model of the dense and hybrid methods: a Hub id, a folder, or "
+                                f"'{BUNDLED_MODEL_ALIAS}' (English all-MiniLM-L6-v2, offline).")
+    negatives.add_argument("--embedding_cache_dir", type=str, default=DEFAULT_EMBEDDING_CACHE,
+                           help="Where corpus embeddings are cached, keyed by the documents and the model.")
+    negatives.add_argument("--expand_documents", action="store_true",
+                           help="Index each document with the labelled training queries (and answers) that name it; "
+                                "dev queries never.")
+    negatives.add_argument("--candidates", type=str, default=None,
+                           help="Mine from your own retriever's ranked lists (main.py's --candidates file); queries "
+                                "it lacks use --hard_neg_method.")
+    negatives.add_argument("--filter_false_negatives", action="store_true",
+                           help="Drop a mined hard negative that --teacher_model scores within --false_negative_margin "
+                                "of the query's positive: likely an unlabelled relevant document.")
+    negatives.add_argument("--false_negative_margin", type=float, default=0.05,
+                           help="Relative margin: a hard negative is kept only if its teacher probability is at most "
+                                "(1 - margin) x the positive's.")
+    negatives.add_argument("--teacher_model", type=str, default=None,
+                           help="Reranker that judges false negatives (default: --base_model, useful only when it "
+                                "already ranks, such as namdp-ptit/ViRanker).")
 
 
 def _add_model_flags(model) -> None:
@@ -127,6 +148,10 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--max_steps must be -1 (use --epochs) or a positive step count, got {args.max_steps}")
     if args.cv_folds == 1 or args.cv_folds < 0:
         parser.error(f"--cv_folds must be 0 (off) or at least 2, got {args.cv_folds}")
+    if not 0 <= args.false_negative_margin < 1:
+        parser.error(f"--false_negative_margin must be in [0, 1), got {args.false_negative_margin}")
+    if args.teacher_model and not args.filter_false_negatives:
+        parser.error("--teacher_model only judges false negatives: add --filter_false_negatives, or drop it")
     if args.num_hard_negatives + args.num_random_negatives == 0:
         parser.error("no negatives requested: set --num_hard_negatives or --num_random_negatives above 0")
     metric_name, _, k = args.metric_for_best_model.partition("@")

@@ -8,27 +8,26 @@ from reranker_kit.data.loading import Query
 from reranker_kit.fusion import FusionChoice, choose_fusion, per_query_by_setting
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS, evaluate_rankings
 from reranker_kit.models.pair_encoding import score_pairs, sigmoid
-from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
-from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.pipeline import Candidates, rank, rerank_scores
 from reranker_kit.training.negatives import TrainingGroup
 
 
 class DevEvaluator:
     """Pair metrics and ranking metrics of a model on the held-out dev queries.
 
-    Ranking: each dev query's candidates are the first stage's top `top_n` documents, reranked by the
-    model, exactly as `main.py` will use it; a relevant document the first stage missed counts as missed.
+    Ranking: each dev query's candidates are the first stage's top `--dev_top_n` documents (retrieved
+    before training, `training/mining.py`), reranked by the model, exactly as `main.py` will use it; a
+    relevant document the first stage missed counts as missed.
     Pair metrics (the seed guide's): accuracy at 0.5 after a sigmoid, mean sigmoid score of positive and
     of negative pairs, and their difference (margin), over the dev queries' mined pairs.
     """
 
     def __init__(self, dev_queries: Sequence[Query], dev_groups: Sequence[TrainingGroup], corpus: dict[int, str],
-                 index: LexicalIndex, doc_ids: Sequence[int], tokenizer, max_length: int, batch_size: int,
-                 top_n: int, ks: Sequence[int] = CUTOFFS):
+                 candidates: Candidates, tokenizer, max_length: int, batch_size: int, ks: Sequence[int] = CUTOFFS):
         self.queries, self.corpus = list(dev_queries), corpus
         self.tokenizer, self.max_length, self.batch_size, self.ks = tokenizer, max_length, batch_size, tuple(ks)
         self.relevant = {query.qid: query.relevant_ids for query in dev_queries}
-        self.candidates = retrieve_candidates(index, doc_ids, dev_queries, top_n)
+        self.candidates = candidates
         self.labelled_pairs, labels = [], []
         for group in dev_groups:
             self.labelled_pairs += [(group.query, corpus[doc_id]) for doc_id in (group.positive_id, *group.negative_ids)]

@@ -16,7 +16,6 @@ from reranker_kit.data.splits import fold_splits, merge_duplicate_queries, split
 from reranker_kit.distributed import is_main_process, run_on_main
 from reranker_kit.errors import CheckpointError, DataError, KitError
 from reranker_kit.models.loading import resolve_model_name
-from reranker_kit.retrieval import LexicalIndex
 from reranker_kit.run_folder import (
     CV_PREFIX,
     check_writable_folder,
@@ -31,7 +30,7 @@ from reranker_kit.run_folder import (
     write_finished_run,
 )
 from reranker_kit.training.arguments import build_parser, validate_args
-from reranker_kit.training.negatives import effective_hard_top_k, mine_training_groups
+from reranker_kit.training.mining import check_first_stage_inputs, mine
 from reranker_kit.training.result import DataSummary, TrainingResult
 from reranker_kit.training.resume import check_base_model
 
@@ -46,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     queries = merge_duplicate_queries(load_queries(args.train_xlsx, corpus))
     require_negatives(corpus, queries, args.corpus_csv)
     resolve_model_name(args.base_model)  # A mistyped model folder fails before any folder is created.
+    check_first_stage_inputs(args, corpus)
     if args.cv_folds > 1:
         cross_validate(args, corpus, queries)
         return
@@ -95,19 +95,15 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     """Mines negatives, trains, evaluates and writes one run's folder; returns its result."""
     # A resumed run's clock includes the time its earlier sessions spent up to the checkpoint.
     started = time.time() - read_checkpoint_progress(resume_checkpoint).get("wall_time_s", 0.0)
-    labelled_train_queries = len(train_queries)
+    labelled_train_queries = train_queries
     if args.augment_with_answers:
         train_queries = train_queries + answers_as_queries(train_queries)
     # The corpus belongs to no split: its sentences may join the training side of every split and fold.
     train_queries = train_queries + passages_as_queries(corpus, args.pseudo_queries_per_document)
 
-    # Negatives: one lexical index over the corpus, every query scored in one batch.
-    doc_ids = list(corpus)
-    index = LexicalIndex([corpus[doc_id] for doc_id in doc_ids], method=args.hard_neg_method)
-    hard_top_k = effective_hard_top_k(args.hard_neg_top_k, len(doc_ids))
-    mining = (index, doc_ids, args.num_hard_negatives, args.num_random_negatives, hard_top_k)
-    train_groups, train_report = mine_training_groups(train_queries, *mining, args.seed)
-    dev_groups, dev_report = mine_training_groups(dev_queries, *mining, args.seed + 1)
+    # Negatives and dev candidates: one first-stage index over the corpus, every query scored in one batch.
+    mined = mine(args, corpus, labelled_train_queries, train_queries, dev_queries)
+    train_report, dev_report = mined.train_report, mined.dev_report
     logger.info("training pairs: %d positive, %d hard negative, %d random negative (%d queries)",
                 train_report.positive_pairs, train_report.hard_negative_pairs, train_report.random_negative_pairs,
                 train_report.queries)
@@ -115,12 +111,12 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     # Model, Trainer and training; torch and transformers load only now, after the cheap checks.
     from reranker_kit.training.run import TrainingData, train_reranker
 
-    data = TrainingData(corpus, train_groups, dev_queries, dev_groups, index, doc_ids)
+    data = TrainingData(corpus, mined.train_groups, dev_queries, mined.dev_groups, mined.dev_candidates)
     result = train_reranker(args, data, run_dir, resume_checkpoint, started)
     if result is None:
         sys.exit(130)  # Interrupted: a checkpoint was saved and the run can be resumed.
     if result.is_main_process:
-        summary = DataSummary(documents=len(corpus), train_queries=labelled_train_queries,
+        summary = DataSummary(documents=len(corpus), train_queries=len(labelled_train_queries),
                               augmented_train_queries=len(train_queries), dev_queries=len(dev_queries),
                               train_pairs=train_report.as_dict(), dev_pairs=dev_report.as_dict())
         report_finished(write_finished_run(run_dir, vars(args), result, summary, started), run_dir, result)

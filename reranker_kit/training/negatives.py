@@ -1,7 +1,7 @@
 """Hard and random negative mining for the training pairs.
 
 Each (query, relevant document) becomes one training group: the positive plus `num_hard` negatives
-sampled from the query's top `hard_top_k` lexical hits and `num_random` from the rest of the corpus.
+sampled from the query's top `hard_top_k` first-stage hits and `num_random` from the rest of the corpus.
 A document relevant to the query is never used as its negative. Sampling from the top-k pool rather
 than taking the very top hits avoids training on the unlabelled near-duplicates of a positive.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reranker_kit.data.loading import Query
-from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.retrieval.base import Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -48,25 +48,27 @@ class MiningReport:
     positive_pairs: int = 0
     hard_negative_pairs: int = 0
     random_negative_pairs: int = 0
+    false_negatives_dropped: int = 0  # Hard negatives a teacher judged relevant (--filter_false_negatives).
     shortfalls: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"queries": self.queries, "positive_pairs": self.positive_pairs,
                 "hard_negative_pairs": self.hard_negative_pairs,
-                "random_negative_pairs": self.random_negative_pairs}
+                "random_negative_pairs": self.random_negative_pairs,
+                "false_negatives_dropped": self.false_negatives_dropped}
 
 
-def mine_training_groups(queries: Sequence[Query], index: LexicalIndex, doc_ids: Sequence[int],
+def mine_training_groups(queries: Sequence[Query], index: Retriever, doc_ids: Sequence[int],
                          num_hard: int, num_random: int, hard_top_k: int, seed: int
                          ) -> tuple[list[TrainingGroup], MiningReport]:
     """Builds one group per (query, relevant document), deterministically from `seed`.
 
     Args:
         queries: labelled queries; their relevant ids must be in `doc_ids`.
-        index: a lexical index over the documents, in the order of `doc_ids`.
+        index: a first-stage retriever over the documents, in the order of `doc_ids`.
         doc_ids: the document id at each index position.
         num_hard, num_random: negatives of each kind per group.
-        hard_top_k: size of the pool of top lexical hits (positives excluded) hard negatives come from.
+        hard_top_k: size of the pool of top first-stage hits (positives excluded) hard negatives come from.
         seed: seeds the sampling.
     """
     rng = np.random.default_rng(seed)

@@ -18,7 +18,7 @@ from reranker_kit.data.loading import Query
 from reranker_kit.distributed import world_size
 from reranker_kit.models.loading import load_cross_encoder
 from reranker_kit.models.pair_encoding import position_limit
-from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.pipeline import Candidates
 from reranker_kit.run_folder import checkpoint_steps, read_baseline, write_baseline
 from reranker_kit.training.dataset import CrossEncoderCollator, build_train_dataset
 from reranker_kit.training.dev_evaluation import DevEvaluator
@@ -42,8 +42,7 @@ class TrainingData:
     train_groups: list[TrainingGroup]
     dev_queries: list[Query]
     dev_groups: list[TrainingGroup]
-    index: LexicalIndex
-    doc_ids: list[int]
+    dev_candidates: Candidates | None  # The dev queries' first-stage candidates; None without dev queries.
 
 
 def choose_precision(fp16: bool, bf16: bool) -> tuple[bool, bool]:
@@ -135,8 +134,8 @@ def build_trainer(args, model, tokenizer, max_length: int, data: TrainingData, r
     """The Trainer with its dataset, collator, dev evaluator and callbacks; also the interrupt callback."""
     train_dataset = build_train_dataset(data.train_groups, data.corpus, tokenizer, max_length, args.loss)
     has_dev = bool(data.dev_queries)
-    dev_evaluator = (DevEvaluator(data.dev_queries, data.dev_groups, data.corpus, data.index, data.doc_ids, tokenizer,
-                                  max_length, args.eval_batch_size, args.dev_top_n) if has_dev else None)
+    dev_evaluator = (DevEvaluator(data.dev_queries, data.dev_groups, data.corpus, data.dev_candidates, tokenizer,
+                                  max_length, args.eval_batch_size) if has_dev else None)
     eval_steps, save_steps = schedule(args, len(train_dataset), has_dev)
     interrupt = GracefulInterruptCallback()
     callbacks = [interrupt, EvaluateAtEndCallback()]

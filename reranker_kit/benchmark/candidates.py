@@ -1,0 +1,61 @@
+"""main.py's first stage: the candidates of every evaluated file, and what the report says produced them.
+
+Three sources: the kit's own index (`--retriever`), that index over expanded documents
+(`--expand_documents`), or the user's ranked lists (`--candidates`).
+"""
+
+import logging
+from pathlib import Path
+
+from reranker_kit.data.loading import Query, load_queries
+from reranker_kit.errors import KitError
+from reranker_kit.pipeline import Candidates, retrieve_candidates
+from reranker_kit.retrieval import FirstStage
+from reranker_kit.run_folder import training_file
+
+logger = logging.getLogger("main")
+
+
+def first_stage_candidates(args, corpus: dict[int, str], datasets: dict[str, list[Query]], fine_tuned_path: Path | None
+                           ) -> tuple[dict[str, Candidates], dict]:
+    """({file name: candidates}, the report's description of the first stage)."""
+    if args.candidates:
+        from reranker_kit.retrieval.candidates_file import candidates_from_file, read_candidates_file
+
+        lists = read_candidates_file(args.candidates, corpus)
+        logger.info("first stage: %d ranked lists from %s", len(lists), args.candidates)
+        return (candidates_from_file(lists, datasets, args.candidates, args.top_n),
+                {"method": "candidates_file", "candidates_file": str(Path(args.candidates).resolve())})
+    first_stage = FirstStage(args.retriever, args.embedding_model, args.embedding_cache_dir)
+    described = first_stage.describe()
+    doc_ids = list(corpus)
+    if not args.expand_documents:
+        index = first_stage.index([corpus[doc_id] for doc_id in doc_ids])
+        return {name: retrieve_candidates(index, doc_ids, queries, args.top_n) for name, queries in datasets.items()}, described
+    from reranker_kit.retrieval.expansion import expanded_documents, queries_outside
+
+    source = expansion_file(args, fine_tuned_path)
+    expansion = load_queries(source, corpus)
+    candidates, used = {}, {}
+    for name, queries in datasets.items():
+        # Never a query that is evaluated: each file gets an index expanded with the others' queries only.
+        kept = queries_outside(expansion, queries)
+        used[name] = len(kept)
+        documents = expanded_documents(corpus, kept)
+        candidates[name] = retrieve_candidates(first_stage.index([documents[doc_id] for doc_id in doc_ids]), doc_ids,
+                                               queries, args.top_n)
+        logger.info("%s: documents expanded with %d of the %d queries of %s (the rest are evaluated here)", name,
+                    len(kept), len(expansion), source)
+    described["expanded_with"] = {"file": str(Path(source).resolve()), "queries_per_evaluated_file": used}
+    return candidates, described
+
+
+def expansion_file(args, fine_tuned_path: Path | None) -> Path:
+    """--expansion_xlsx, else the query file the fine-tuned run trained on (from its training_info.json)."""
+    if args.expansion_xlsx:
+        return Path(args.expansion_xlsx)
+    source = training_file(fine_tuned_path) if fine_tuned_path and fine_tuned_path.is_dir() else None
+    if source is None:
+        raise KitError("--expand_documents needs labelled training queries: a fine-tuned run whose training file is "
+                       "still on disk (--reranker), or --expansion_xlsx FILE")
+    return source

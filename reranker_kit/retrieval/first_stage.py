@@ -1,0 +1,63 @@
+"""The one place that builds a first-stage retriever from its flags (`--retriever`, `--hard_neg_method`).
+
+Mining, the dev evaluation during training and `main.py` all build their index here, so a method added
+here reaches all three.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reranker_kit.retrieval.base import Retriever
+from reranker_kit.retrieval.lexical import LEXICAL_METHODS, LexicalIndex
+
+logger = logging.getLogger(__name__)
+
+RETRIEVER_METHODS = (*LEXICAL_METHODS, "dense", "hybrid")
+DEFAULT_EMBEDDING_MODEL = "BAAI/bge-m3"
+DEFAULT_EMBEDDING_CACHE = "outputs/.embedding_cache"
+
+
+@dataclass
+class FirstStage:
+    """How to build the first stage: a method, and for `dense` and `hybrid` the embedding model and cache.
+
+    The sentence encoder is loaded once, on the first dense index, and reused for every later one
+    (main.py builds one index per evaluated file when documents are expanded).
+    """
+
+    method: str = "bm25"
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE
+    _encoder: object = field(default=None, init=False, repr=False)
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return self.method in ("dense", "hybrid")
+
+    def index(self, documents: Sequence[str]) -> Retriever:
+        """A retriever over `documents`; results refer to positions in this list."""
+        if self.method in LEXICAL_METHODS:
+            return LexicalIndex(documents, method=self.method)
+        from reranker_kit.retrieval.dense import DenseIndex, SentenceEncoder
+
+        if self._encoder is None:
+            self._encoder = SentenceEncoder.load(self.embedding_model)
+        dense = DenseIndex(documents, self._encoder, self.cache_dir)
+        if self.method == "dense":
+            return dense
+        from reranker_kit.retrieval.hybrid import HybridIndex
+
+        return HybridIndex(LexicalIndex(documents, method="bm25"), dense)
+
+    def describe(self) -> dict:
+        """What a report records about the first stage."""
+        if not self.uses_embeddings:
+            return {"method": self.method}
+        from reranker_kit.retrieval.hybrid import HYBRID_DENSE_WEIGHT, HYBRID_FUSION
+
+        described = {"method": self.method, "embedding_model": self.embedding_model}
+        if self.method == "hybrid":
+            described.update(lexical="bm25", fusion=HYBRID_FUSION, dense_weight=HYBRID_DENSE_WEIGHT)
+        return described
