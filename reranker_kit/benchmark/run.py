@@ -79,6 +79,7 @@ def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, data
         return []
     rows = []
     for name, queries in datasets.items():
+        logger.info("%s: reranking %s (%d pairs)", label, name, sum(map(len, candidates[name].ids.values())))
         scores = rerank_scores(reranker.compute_score, queries, candidates[name], corpus)
         rows += ranker_rows(label, name, queries, rank(scores, candidates[name]), corpus, args.k)
         if fusion is not None:
@@ -153,7 +154,8 @@ def load_reranker(model_name, args, required: bool):
     from reranker_kit.models.reranker import Reranker  # torch and transformers only when a reranker is compared.
 
     try:
-        reranker = Reranker(model_name=str(model_name), max_length=args.max_length, batch_size=args.batch_size)
+        reranker = Reranker(model_name=str(model_name), max_length=args.max_length, batch_size=args.batch_size,
+                            show_progress_bar=True)
     except ModelLoadError as problem:
         if required:
             raise

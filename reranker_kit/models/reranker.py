@@ -31,11 +31,12 @@ class Reranker:
         max_length: token budget of a pair; capped at what the model's position embeddings allow.
         batch_size: pairs per forward pass.
         normalize: return sigmoid probabilities instead of raw logits.
+        show_progress_bar: a tqdm bar on stderr while scoring (the CLIs turn it on).
     """
 
     def __init__(self, model_name: str = "namdp-ptit/ViRanker", device: str | None = None,
                  use_fp16: bool | None = None, max_length: int = 512, batch_size: int = 32,
-                 normalize: bool = False):
+                 normalize: bool = False, show_progress_bar: bool = False):
         if max_length < 8 or batch_size < 1:
             raise ValueError("max_length must be at least 8 and batch_size at least 1")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -50,6 +51,7 @@ class Reranker:
         self.max_length = min(max_length, position_limit(self.model.config))
         self.batch_size = batch_size
         self.normalize = normalize
+        self.show_progress_bar = show_progress_bar
 
     def compute_score(self, pairs: Sequence[tuple[str, str]], normalize: bool | None = None) -> list[float]:
         """Scores (query, passage) pairs, in the order given.
@@ -62,7 +64,8 @@ class Reranker:
             One float per pair.
         """
         _check_pairs(pairs)
-        scores = score_pairs(self.model, self.tokenizer, pairs, self.max_length, self.batch_size)
+        scores = score_pairs(self.model, self.tokenizer, pairs, self.max_length, self.batch_size,
+                             self.show_progress_bar, description="reranking")
         if self.normalize if normalize is None else normalize:
             scores = sigmoid(scores)
         return scores.tolist()

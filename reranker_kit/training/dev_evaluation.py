@@ -24,8 +24,9 @@ class DevEvaluator:
 
     def __init__(self, dev_queries: Sequence[Query], dev_groups: Sequence[TrainingGroup], corpus: dict[int, str],
                  index: LexicalIndex, doc_ids: Sequence[int], tokenizer, max_length: int, batch_size: int,
-                 top_n: int, ks: Sequence[int] = CUTOFFS):
+                 top_n: int, ks: Sequence[int] = CUTOFFS, show_progress_bar: bool = False):
         self.queries, self.corpus = list(dev_queries), corpus
+        self.show_progress_bar = show_progress_bar
         self.tokenizer, self.max_length, self.batch_size, self.ks = tokenizer, max_length, batch_size, tuple(ks)
         self.relevant = {query.qid: query.relevant_ids for query in dev_queries}
         self.candidates = retrieve_candidates(index, doc_ids, dev_queries, top_n)
@@ -67,4 +68,5 @@ class DevEvaluator:
         return metrics
 
     def _scorer(self, model):
-        return lambda pairs: score_pairs(model, self.tokenizer, pairs, self.max_length, self.batch_size)
+        return lambda pairs: score_pairs(model, self.tokenizer, pairs, self.max_length, self.batch_size,
+                                         self.show_progress_bar, description="dev evaluation")

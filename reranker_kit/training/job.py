@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     queries = merge_duplicate_queries(load_queries(args.train_xlsx, corpus))
     require_negatives(corpus, queries, args.corpus_csv)
     resolve_model_name(args.base_model)  # A mistyped model folder fails before any folder is created.
+    if args.push_to_hub:
+        from reranker_kit.hub import require_hub_access
+
+        require_hub_access()  # Not after an hour of training.
     if args.cv_folds > 1:
         cross_validate(args, corpus, queries)
         return
@@ -69,10 +73,10 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     """Mines negatives, trains, evaluates and writes one run's folder; returns its result."""
     started = time.time()
     labelled_train_queries = len(train_queries)
-    if args.augment_with_answers:
-        train_queries = train_queries + answers_as_queries(train_queries)
+    answer_queries = answers_as_queries(train_queries) if args.augment_with_answers else []
     # The corpus belongs to no split: its sentences may join the training side of every split and fold.
-    train_queries = train_queries + passages_as_queries(corpus, args.pseudo_queries_per_document)
+    sentence_queries = passages_as_queries(corpus, args.pseudo_queries_per_document)
+    train_queries = train_queries + answer_queries + sentence_queries
 
     # Negatives: one lexical index over the corpus, every query scored in one batch.
     doc_ids = list(corpus)
@@ -100,8 +104,13 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     if result.is_main_process:
         summary = DataSummary(documents=len(corpus), train_queries=labelled_train_queries,
                               augmented_train_queries=len(train_queries), dev_queries=len(dev_queries),
-                              train_pairs=train_report.as_dict(), dev_pairs=dev_report.as_dict())
+                              train_pairs=train_report.as_dict(), dev_pairs=dev_report.as_dict(),
+                              answer_queries=len(answer_queries), corpus_sentence_queries=len(sentence_queries))
         report_finished(write_finished_run(run_dir, vars(args), result, summary, started), run_dir, result)
+        if args.push_to_hub:
+            from reranker_kit.hub import push_run
+
+            push_run(run_dir, result.hub_model_id or args.hub_model_id, private=args.hub_private_repo)
     return result
 
 
