@@ -25,19 +25,27 @@ def print_tables(runs: list[dict], ks) -> None:
         print(metrics_table(runs, dataset, ks).to_string(float_format=lambda value: f"{value:.4f}"))
 
 
-def print_difficulty_tables(rows: list[dict], ks) -> None:
-    """hit and mrr at the middle k for each difficulty level, rankers side by side."""
+def difficulty_table(rows: list[dict], dataset: str, ks) -> pd.DataFrame:
+    """hit and mrr at the middle k for each difficulty level of one dataset, rankers as columns."""
     k = sorted(ks)[len(ks) // 2]
+    cells: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row["dataset"] != dataset:
+            continue
+        for metric in ("hit", "mrr"):
+            label = f"difficulty {row['difficulty']} ({row['queries']} queries) {metric}@{k}"
+            cells.setdefault(row["name"], {})[label] = row["metrics"][f"{metric}@{k}"]
+    return pd.DataFrame(cells)
+
+
+def print_difficulty_tables(rows: list[dict], ks) -> None:
     for dataset in dict.fromkeys(row["dataset"] for row in rows):
-        cells: dict[str, dict[str, float]] = {}
-        for row in rows:
-            if row["dataset"] != dataset:
-                continue
-            for metric in ("hit", "mrr"):
-                label = f"difficulty {row['difficulty']} ({row['queries']} queries) {metric}@{k}"
-                cells.setdefault(row["name"], {})[label] = row["metrics"][f"{metric}@{k}"]
         print(f"\n=== {dataset} by difficulty ===")
-        print(pd.DataFrame(cells).to_string(float_format=lambda value: f"{value:.4f}"))
+        print(difficulty_table(rows, dataset, ks).to_string(float_format=lambda value: f"{value:.4f}"))
+
+
+def chart_path(report_dir: Path, dataset: str) -> Path:
+    return report_dir / f"metrics_by_k_{dataset}.png"
 
 
 def write_report(report: dict, report_dir: Path, output_json: Path | None, ks) -> None:
@@ -52,7 +60,6 @@ def write_report(report: dict, report_dir: Path, output_json: Path | None, ks) -
         output_json.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output_json, report)
     for dataset in dict.fromkeys(run["dataset"] for run in report["runs"]):
-        plot_metrics_by_k(metrics_table(report["runs"], dataset, ks), ks, dataset,
-                          report_dir / f"metrics_by_k_{dataset}.png")
+        plot_metrics_by_k(metrics_table(report["runs"], dataset, ks), ks, dataset, chart_path(report_dir, dataset))
     logger.info("report written to %s (metrics.csv, metrics.json, metrics_by_k_*.png)%s", report_dir,
                 f" and {output_json}" if output_json else "")
