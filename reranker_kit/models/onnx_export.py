@@ -66,8 +66,8 @@ def load_onnx_model(model_name: str, int8: bool, threads: int | None = None):
     if not path.is_file():
         raise ModelLoadError(f"{model_name}: no ONNX export ({path} is missing). Export it first: python rerank.py "
                              f"export {model_name} --onnx{' --int8' if int8 else ''}")
-    return OnnxCrossEncoder(path, AutoConfig.from_pretrained(model_dir), threads), \
-        AutoTokenizer.from_pretrained(model_dir), str(model_dir)
+    model = OnnxCrossEncoder(path, AutoConfig.from_pretrained(model_dir), threads)
+    return model, AutoTokenizer.from_pretrained(model_dir), str(model_dir)
 
 
 def export_onnx(model_dir: Path, int8: bool) -> list[Path]:

@@ -72,13 +72,17 @@ def _origin(info: dict) -> list[str]:
 def _training_data(info: dict) -> list[str]:
     args, data, pairs = info["arguments"], info["data"], info["pairs"]
     answers, sentences = data.get("answer_queries", 0), data.get("corpus_sentence_queries", 0)
-    answer_line = (f"- {answers} ground-truth answers of those queries, each as an extra query" if answers else
-                   "- no ground-truth answers as extra queries" +
-                   (" (`--no-augment_with_answers`)" if not args["augment_with_answers"] else ""))
-    sentence_line = (f"- {sentences} sentences of the corpus's documents (up to {args['pseudo_queries_per_document']} "
-                     "per document), each as a query for the document it came from" if sentences else
-                     "- no corpus sentences as extra queries" +
-                     (" (`--pseudo_queries_per_document 0`)" if not args["pseudo_queries_per_document"] else ""))
+    if answers:
+        answer_line = f"- {answers} ground-truth answers of those queries, each as an extra query"
+    else:
+        answer_line = "- no ground-truth answers as extra queries" + (
+            "" if args["augment_with_answers"] else " (`--no-augment_with_answers`)")
+    if sentences:
+        sentence_line = (f"- {sentences} sentences of the corpus's documents (up to "
+                         f"{args['pseudo_queries_per_document']} per document), each as a query for its document")
+    else:
+        sentence_line = "- no corpus sentences as extra queries" + (
+            "" if args["pseudo_queries_per_document"] else " (`--pseudo_queries_per_document 0`)")
     return ["## Training data", "",
             f"- {data['train_queries']} labelled queries from `{Path(args['train_xlsx']).name}` over the "
             f"{data['documents']} documents of `{Path(args['corpus_csv']).name}`; {data['dev_queries']} more held "
