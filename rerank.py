@@ -4,9 +4,19 @@
     >>> reranker = Reranker(model_name="outputs/reranker-finetuned-20261127-101500")
     >>> scores, ranked_passages = reranker("CLB tuyển thành viên khi nào ạ?", passages)
 
+Run as a script, it exports a fine-tuned run for CPU serving (`reranker_kit.models.onnx_export`):
+
+    python rerank.py export outputs/reranker-finetuned-20261127-101500 --onnx --int8
+
 The implementation lives in `reranker_kit.models.reranker`.
 """
 
 from reranker_kit.models.reranker import Reranker
 
 __all__ = ["Reranker"]
+
+if __name__ == "__main__":
+    from reranker_kit.cli import run_cli
+    from reranker_kit.models.onnx_export import main
+
+    run_cli(main)

@@ -41,7 +41,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_
              "--output_dir", str(tmp_path / "run")]
     process = start_training(*flags, cwd=tmp_path)
     for line in process.stdout:
-        if "'loss'" in line:  # The first optimizer step has run.
+        if ": loss " in line:  # The first optimizer step has run and logged its loss.
             process.send_signal(signal.SIGINT)
             break
     output = process.stdout.read()

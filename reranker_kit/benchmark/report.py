@@ -26,19 +26,27 @@ def print_tables(runs: list[dict], ks) -> None:
         print(metrics_table(runs, dataset, ks).to_string(float_format=lambda value: f"{value:.4f}"))
 
 
-def print_difficulty_tables(rows: list[dict], ks) -> None:
-    """hit and mrr at the middle k for each difficulty level, rankers side by side."""
+def difficulty_table(rows: list[dict], dataset: str, ks) -> pd.DataFrame:
+    """hit and mrr at the middle k for each difficulty level of one dataset, rankers as columns."""
     k = sorted(ks)[len(ks) // 2]
+    cells: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row["dataset"] != dataset:
+            continue
+        for metric in ("hit", "mrr"):
+            label = f"difficulty {row['difficulty']} ({row['queries']} queries) {metric}@{k}"
+            cells.setdefault(row["name"], {})[label] = row["metrics"][f"{metric}@{k}"]
+    return pd.DataFrame(cells)
+
+
+def print_difficulty_tables(rows: list[dict], ks) -> None:
     for dataset in dict.fromkeys(row["dataset"] for row in rows):
-        cells: dict[str, dict[str, float]] = {}
-        for row in rows:
-            if row["dataset"] != dataset:
-                continue
-            for metric in ("hit", "mrr"):
-                label = f"difficulty {row['difficulty']} ({row['queries']} queries) {metric}@{k}"
-                cells.setdefault(row["name"], {})[label] = row["metrics"][f"{metric}@{k}"]
         print(f"\n=== {dataset} by difficulty ===")
-        print(pd.DataFrame(cells).to_string(float_format=lambda value: f"{value:.4f}"))
+        print(difficulty_table(rows, dataset, ks).to_string(float_format=lambda value: f"{value:.4f}"))
+
+
+def chart_path(report_dir: Path, dataset: str) -> Path:
+    return report_dir / f"metrics_by_k_{dataset}.png"
 
 
 def check_report_destinations(report_dir: str | None, runs_root: str, output_json: str | None) -> None:
@@ -64,7 +72,7 @@ def write_report(report: dict, report_dir: Path, output_json: Path | None, ks) -
         writers[output_json] = lambda path: write_json_atomic(path, report)
     for dataset in dict.fromkeys(run["dataset"] for run in report["runs"]):
         table = metrics_table(report["runs"], dataset, ks)
-        writers[report_dir / f"metrics_by_k_{dataset}.png"] = lambda path, table=table, dataset=dataset: (
+        writers[chart_path(report_dir, dataset)] = lambda path, table=table, dataset=dataset: (
             write_file_atomic(path, lambda temporary: plot_metrics_by_k(table, ks, dataset, temporary)))
     failed, written = [], []
     for path, write in writers.items():

@@ -7,6 +7,7 @@ from reranker_kit.benchmark.arguments import build_parser, validate_args
 from reranker_kit.benchmark.candidates import first_stage_candidates
 from reranker_kit.benchmark.report import (
     TABLE_METRICS,
+    chart_path,
     check_report_destinations,
     print_difficulty_tables,
     print_tables,
@@ -20,6 +21,7 @@ from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.pipeline import rank, rerank_scores
+from reranker_kit.reports.html_report import HTML_REPORT_FILE, write_html_report
 from reranker_kit.run_folder import (
     COMPLETION_MARKER,
     REPORT_PREFIX,
@@ -55,12 +57,13 @@ def main(argv: list[str] | None = None) -> None:
     pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
     fusion = resolve_fusion(args, fine_tuned_path)
     rows = []
+    rankings = {}  # (ranker, file) -> {qid: ranking}: report.html's per-query view.
     for name, queries in datasets.items():
-        first_stage = rank(candidates[name].first_stage_scores, candidates[name])
+        first_stage = rankings["first_stage", name] = rank(candidates[name].first_stage_scores, candidates[name])
         rows += ranker_rows("first_stage", name, queries, first_stage, corpus, args.k)
     for label, model_name in (("pretrained", pretrained_name), ("fine_tuned", fine_tuned_path)):
         rows += reranker_rows(label, model_name, fusion if label == "fine_tuned" else None, datasets, candidates,
-                              corpus, args)
+                              corpus, args, rankings)
 
     # Report: tables on screen, CSV/JSON/PNG on disk.
     report_dir = Path(args.report_dir) if args.report_dir else create_run_dir(args.runs_root, prefix=REPORT_PREFIX)
@@ -74,11 +77,16 @@ def main(argv: list[str] | None = None) -> None:
     print_tables(report["runs"], args.k)
     print_difficulty_tables(report["by_difficulty"], args.k)
     write_report(report, report_dir, Path(args.output_json) if args.output_json else None, args.k)
+    write_html_report(report_dir / HTML_REPORT_FILE, report, datasets, rankings, corpus,
+                      {name: chart_path(report_dir, name) for name in datasets})
 
 
 def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, datasets: dict, candidates: dict, corpus,
-                  args) -> list[dict]:
-    """One reranker's rows for every file, and the fused rows when a (method, weight) is given."""
+                  args, rankings: dict) -> list[dict]:
+    """One reranker's rows for every file, and the fused rows when a (method, weight) is given.
+
+    Each ranking is also kept in `rankings`, keyed (ranker, file), for the per-query report.
+    """
     if model_name is None:
         return []
     reranker = load_reranker(model_name, args, required=label == "fine_tuned")
@@ -86,13 +94,15 @@ def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, data
         return []
     rows = []
     for name, queries in datasets.items():
+        logger.info("%s: reranking %s (%d pairs)", label, name, sum(map(len, candidates[name].ids.values())))
         scores = rerank_scores(reranker.compute_score, queries, candidates[name], corpus)
-        rows += ranker_rows(label, name, queries, rank(scores, candidates[name]), corpus, args.k)
+        rankings[label, name] = rank(scores, candidates[name])
+        rows += ranker_rows(label, name, queries, rankings[label, name], corpus, args.k)
         if fusion is not None:
             method, weight = fusion
-            fused = fused_scores(candidates[name], scores, weight, method)
-            rows += ranker_rows(f"fused_{method}_w{weight:.1f}", name, queries, rank(fused, candidates[name]), corpus,
-                                args.k)
+            fused_label = f"fused_{method}_w{weight:.1f}"
+            rankings[fused_label, name] = rank(fused_scores(candidates[name], scores, weight, method), candidates[name])
+            rows += ranker_rows(fused_label, name, queries, rankings[fused_label, name], corpus, args.k)
     return rows
 
 
@@ -163,7 +173,8 @@ def load_reranker(model_name, args, required: bool):
     from reranker_kit.models.reranker import Reranker  # torch and transformers only when a reranker is compared.
 
     try:
-        reranker = Reranker(model_name=str(model_name), max_length=args.max_length, batch_size=args.batch_size)
+        reranker = Reranker(model_name=str(model_name), max_length=args.max_length, batch_size=args.batch_size,
+                            show_progress_bar=True)
     except ModelLoadError as problem:
         if required:
             raise

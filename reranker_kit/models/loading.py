@@ -18,6 +18,8 @@ from reranker_kit.errors import ModelLoadError
 logger = logging.getLogger(__name__)
 
 BUNDLED_MODEL_ALIAS = "bundled-minilm"
+# What the bundled package carries, named as on the Hub (the model card's base_model).
+BUNDLED_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 HUB_ID_EXAMPLE = "namdp-ptit/ViRanker"
 # What must agree between a checkpoint and the model it is resumed on.
 SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",

@@ -5,10 +5,11 @@ pair is joined and only the passage is truncated. Training on exactly what infer
 exactly as `FlagReranker` does, keeps fine-tuned scores comparable between the two.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 QUERY_SHARE_OF_MAX_LENGTH = 0.75
 
@@ -37,28 +38,41 @@ def pad_batch(tokenizer, encoded: Sequence[dict[str, list[int]]]) -> dict[str, t
     return dict(batch)
 
 
-def score_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], max_length: int, batch_size: int
-                ) -> np.ndarray:
-    """One-logit scores of the pairs, in the order given, without gradients.
-
-    Pairs are sorted by length so each batch is padded only to its longest pair, which wastes far
-    less compute than padding everything to max_length.
-    """
-    if not pairs:
-        return np.empty(0, dtype=np.float32)
+def score_pairs(model, tokenizer, pairs: Sequence[tuple[str, str]], max_length: int, batch_size: int,
+                show_progress_bar: bool = False, description: str = "scoring pairs") -> np.ndarray:
+    """One-logit scores of the pairs, in the order given, without gradients (a torch model)."""
     device = next(model.parameters()).device
-    encoded = encode_pairs(tokenizer, pairs, max_length)
-    longest_first = np.argsort([-len(item["input_ids"]) for item in encoded], kind="stable")
-    scores = np.empty(len(pairs), dtype=np.float32)
+
+    def forward(batch: dict[str, torch.Tensor]) -> np.ndarray:
+        return model(**{key: value.to(device) for key, value in batch.items()}).logits.view(-1).float().cpu().numpy()
+
     was_training = model.training
     model.eval()
     with torch.inference_mode():
+        scores = score_with(forward, tokenizer, pairs, max_length, batch_size, show_progress_bar, description)
+    model.train(was_training)
+    return scores
+
+
+def score_with(forward: Callable[[dict[str, torch.Tensor]], np.ndarray], tokenizer, pairs: Sequence[tuple[str, str]],
+               max_length: int, batch_size: int, show_progress_bar: bool = False, description: str = "scoring pairs"
+               ) -> np.ndarray:
+    """Scores pairs with any backend's `forward` (padded batch -> logits): torch and ONNX encode alike.
+
+    Pairs are sorted by length so each batch is padded only to its longest pair, which wastes far
+    less compute than padding everything to max_length. The optional bar counts pairs on stderr.
+    """
+    if not pairs:
+        return np.empty(0, dtype=np.float32)
+    encoded = encode_pairs(tokenizer, pairs, max_length)
+    longest_first = np.argsort([-len(item["input_ids"]) for item in encoded], kind="stable")
+    scores = np.empty(len(pairs), dtype=np.float32)
+    with tqdm(total=len(pairs), desc=description, unit="pair", disable=not show_progress_bar, leave=False,
+              dynamic_ncols=True) as bar:
         for start in range(0, len(pairs), batch_size):
             batch_positions = longest_first[start:start + batch_size]
-            batch = pad_batch(tokenizer, [encoded[i] for i in batch_positions])
-            logits = model(**{key: value.to(device) for key, value in batch.items()}).logits
-            scores[batch_positions] = logits.view(-1).float().cpu().numpy()
-    model.train(was_training)
+            scores[batch_positions] = forward(pad_batch(tokenizer, [encoded[i] for i in batch_positions]))
+            bar.update(len(batch_positions))
     return scores
 
 

@@ -14,9 +14,11 @@ from collections.abc import Iterable
 import torch
 
 from reranker_kit.models.loading import load_cross_encoder
-from reranker_kit.models.pair_encoding import position_limit, score_pairs, sigmoid
+from reranker_kit.models.pair_encoding import position_limit, score_pairs, score_with, sigmoid
 
 __all__ = ["Reranker"]
+
+BACKENDS = ("torch", "onnx", "onnx_int8")
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +33,30 @@ class Reranker:
         max_length: token budget of a pair; capped at what the model's position embeddings allow.
         batch_size: pairs per forward pass.
         normalize: return sigmoid probabilities instead of raw logits.
+        show_progress_bar: a tqdm bar on stderr while scoring (the CLIs turn it on).
+        backend: "torch"; "onnx" or "onnx_int8" for the CPU export that `python rerank.py export RUN --onnx
+            [--int8]` wrote into the run's onnx/ folder (ONNX Runtime, same encoding, same scores for fp32).
     """
 
     def __init__(self, model_name: str = "namdp-ptit/ViRanker", device: str | None = None,
                  use_fp16: bool | None = None, max_length: int = 512, batch_size: int = 32,
-                 normalize: bool = False):
+                 normalize: bool = False, show_progress_bar: bool = False, backend: str = "torch"):
         if max_length < 8 or batch_size < 1:
             raise ValueError("max_length must be at least 8 and batch_size at least 1")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"))
+        if backend == "torch":
+            self._load_torch(model_name, use_fp16)
+        else:
+            self._load_onnx(model_name, use_fp16)
+        self.max_length = min(max_length, position_limit(self.model.config))
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.show_progress_bar = show_progress_bar
+
+    def _load_torch(self, model_name: str, use_fp16: bool | None) -> None:
         on_gpu = self.device.type == "cuda"
         if use_fp16 and not on_gpu:
             logger.warning("use_fp16 needs a GPU; scoring in full precision on %s", self.device)
@@ -47,9 +65,17 @@ class Reranker:
         if self.use_fp16:
             self.model.half()
         self.model.to(self.device).eval()
-        self.max_length = min(max_length, position_limit(self.model.config))
-        self.batch_size = batch_size
-        self.normalize = normalize
+
+    def _load_onnx(self, model_name: str, use_fp16: bool | None) -> None:
+        from reranker_kit.models.onnx_export import load_onnx_model
+
+        if self.device.type != "cpu":
+            raise ValueError(f"backend {self.backend!r} runs on the CPU (ONNX Runtime's CPU provider); pass "
+                             "device='cpu', or backend='torch' for a GPU")
+        if use_fp16:
+            logger.warning("use_fp16 applies to the torch backend; %s scores in its own precision", self.backend)
+        self.use_fp16 = False
+        self.model, self.tokenizer, self.model_path = load_onnx_model(model_name, int8=self.backend == "onnx_int8")
 
     def compute_score(self, pairs: Iterable[tuple[str, str]], normalize: bool | None = None) -> list[float]:
         """Scores (query, passage) pairs, in the order given.
@@ -63,7 +89,12 @@ class Reranker:
             One float per pair.
         """
         pairs = _checked_pairs(pairs)
-        scores = score_pairs(self.model, self.tokenizer, pairs, self.max_length, self.batch_size)
+        if self.backend == "torch":
+            scores = score_pairs(self.model, self.tokenizer, pairs, self.max_length, self.batch_size,
+                                 self.show_progress_bar, description="reranking")
+        else:
+            scores = score_with(self.model.logits, self.tokenizer, pairs, self.max_length, self.batch_size,
+                                self.show_progress_bar, description="reranking")
         if self.normalize if normalize is None else normalize:
             scores = sigmoid(scores)
         return scores.tolist()

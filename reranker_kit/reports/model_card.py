@@ -1,34 +1,126 @@
-"""The model card (README.md) a finished run leaves beside its weights."""
+"""The model card (README.md) a finished run leaves beside its weights, ready for the Hugging Face Hub.
 
-import json
+It opens with the YAML metadata the Hub reads (base model, language, library, pipeline tag, tags,
+datasets, a model-index with the dev metrics), then says what the model was trained on as it really
+was: the counts of labelled queries, answers and corpus sentences the run used. It names files, never
+the folders of the machine that trained it.
+"""
+
 from pathlib import Path
+
+from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS, BUNDLED_MODEL_HUB_ID
+
+LIBRARY_NAME = "sentence-transformers"  # The Hub lists rerankers under it; the folder also loads in transformers.
+PIPELINE_TAG = "text-ranking"
+TAGS = ["reranker", "cross-encoder", "text-ranking", "transformers", "vietnamese"]
+# Settings shown in the card: the flags that shape the model (paths are left out on purpose).
+CARD_FLAGS = ("loss", "epochs", "max_steps", "lr", "warmup_ratio", "weight_decay", "batch_size",
+              "gradient_accumulation_steps", "max_seq_length", "freeze_word_embeddings", "num_hard_negatives",
+              "num_random_negatives", "hard_neg_method", "hard_neg_top_k", "augment_with_answers",
+              "pseudo_queries_per_document", "dev_ratio", "metric_for_best_model", "fp16", "bf16", "seed")
+RANKING_PREFIXES = ("hit@", "mrr@", "ndcg@")
 
 
 def write_model_card(path: Path, info: dict, dev_metrics: dict) -> None:
-    """A README.md beside the weights saying what the model was trained on and how it scored."""
+    """Writes README.md: Hub metadata, then what the model was trained on, how it scored and how to load it."""
+    from huggingface_hub import ModelCard
+
     args = info["arguments"]
-    lines = [
-        "# Fine-tuned cross-encoder reranker",
-        "",
-        f"Fine-tuned from `{info['base_model']['name']}` (resolved to `{info['base_model']['resolved']}`) with "
-        f"`fine_tune_reranker.py`, loss `{args['loss']}`, {info['data']['train_queries']} training queries "
-        f"({info['data']['augmented_train_queries']} with the answers and corpus sentences added as queries) and "
-        f"{info['data']['dev_queries']} held-out dev queries from `{Path(args['train_xlsx']).name}` over the "
-        f"{info['data']['documents']} documents of `{Path(args['corpus_csv']).name}`.",
-        "",
-        f"Training pairs: {json.dumps(info['pairs'])}.",
-        "",
-        "Load it with `rerank.Reranker(model_name=\"<this folder>\")` or FlagEmbedding's "
-        "`FlagReranker(\"<this folder>\")`; both give the same scores.",
-        "",
-    ]
-    if dev_metrics.get("baseline"):
-        keys = [key for key in dev_metrics["baseline"] if key in dev_metrics]
-        lines += ["## Dev metrics (reranking the first stage's candidates)", "",
-                  "| metric | before fine-tuning | after |", "|---|---|---|"]
-        lines += [f"| {key} | {dev_metrics['baseline'][key]:.4f} | {dev_metrics[key]:.4f} |" for key in keys]
-        lines.append("")
+    model_name = (args.get("hub_model_id") or path.parent.name).split("/")[-1]
+    body = [f"# {model_name}", "", *_origin(info), *_training_data(info), *_settings(args),
+            *_dev_table(dev_metrics), *_usage(args.get("hub_model_id")),
+            f"Trained in {info['wall_time_s']:.0f} s on {info['device']}.", ""]
+    card = ModelCard(f"---\n{_metadata(info, dev_metrics, model_name).to_yaml()}\n---\n\n" + "\n".join(body))
+    card.save(path)
+
+
+def hub_base_model(info: dict) -> str | None:
+    """The Hub id the run started from; None for a local folder (its path means nothing elsewhere)."""
+    name, resolved = info["base_model"]["name"], info["base_model"]["resolved"]
+    if name == BUNDLED_MODEL_ALIAS:
+        return BUNDLED_MODEL_HUB_ID
+    return name if name == resolved else None
+
+
+def _metadata(info: dict, dev_metrics: dict, model_name: str):
+    from huggingface_hub import EvalResult, ModelCardData
+
+    args = info["arguments"]
+    dataset_id = args.get("hub_dataset_id")
+    results = [EvalResult(task_type=PIPELINE_TAG, task_name="Reranking the first stage's top "
+                          f"{args['dev_top_n']} candidates", dataset_type=dataset_id or Path(args["train_xlsx"]).stem,
+                          dataset_name=f"{Path(args['train_xlsx']).name}, held-out dev queries", dataset_split="dev",
+                          metric_type=key, metric_name=key, metric_value=round(float(value), 4))
+               for key, value in dev_metrics.items() if key.startswith(RANKING_PREFIXES)]
+    return ModelCardData(base_model=hub_base_model(info), language=["vi"], library_name=LIBRARY_NAME,
+                         pipeline_tag=PIPELINE_TAG, tags=TAGS, datasets=[dataset_id] if dataset_id else None,
+                         model_name=model_name, eval_results=results or None)
+
+
+def _origin(info: dict) -> list[str]:
+    name = info["base_model"]["name"]
+    base = hub_base_model(info)
+    described = f"`{base}`" if base else f"a local model folder (`{Path(name).name}`)"
+    lines = [f"A cross-encoder reranker (query + passage -> one relevance logit) fine-tuned from {described} with "
+             "the club's reranker kit (`fine_tune_reranker.py`).", ""]
+    if name == BUNDLED_MODEL_ALIAS:
+        lines += ["The base model is English and uncased (its tokenizer strips Vietnamese diacritics): a run to try "
+                  "the kit offline, not a model for Vietnamese queries.", ""]
+    return lines
+
+
+def _training_data(info: dict) -> list[str]:
+    args, data, pairs = info["arguments"], info["data"], info["pairs"]
+    answers, sentences = data.get("answer_queries", 0), data.get("corpus_sentence_queries", 0)
+    if answers:
+        answer_line = f"- {answers} ground-truth answers of those queries, each as an extra query"
     else:
-        lines += ["No dev queries were held out (`--dev_ratio 0`), so no dev metric was measured.", ""]
-    lines += [f"Wall time {info['wall_time_s']:.1f} s on {info['device']}.", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+        answer_line = "- no ground-truth answers as extra queries" + (
+            "" if args["augment_with_answers"] else " (`--no-augment_with_answers`)")
+    if sentences:
+        sentence_line = (f"- {sentences} sentences of the corpus's documents (up to "
+                         f"{args['pseudo_queries_per_document']} per document), each as a query for its document")
+    else:
+        sentence_line = "- no corpus sentences as extra queries" + (
+            "" if args["pseudo_queries_per_document"] else " (`--pseudo_queries_per_document 0`)")
+    return ["## Training data", "",
+            f"- {data['train_queries']} labelled queries from `{Path(args['train_xlsx']).name}` over the "
+            f"{data['documents']} documents of `{Path(args['corpus_csv']).name}`; {data['dev_queries']} more held "
+            "out as dev queries (never trained on)",
+            answer_line, sentence_line,
+            f"- {data['augmented_train_queries']} training queries in all, giving {pairs.get('positive_pairs', 0)} "
+            f"positive, {pairs.get('hard_negative_pairs', 0)} hard negative and "
+            f"{pairs.get('random_negative_pairs', 0)} random negative pairs", ""]
+
+
+def _settings(args: dict) -> list[str]:
+    rows = [f"| `--{flag}` | {args[flag]} |" for flag in CARD_FLAGS if flag in args]
+    return ["## Training settings", "", "| flag | value |", "|---|---|", *rows, ""]
+
+
+def _dev_table(dev_metrics: dict) -> list[str]:
+    if not dev_metrics.get("baseline"):
+        return ["No dev queries were held out (`--dev_ratio 0`), so no dev metric was measured.", ""]
+    keys = [key for key in dev_metrics["baseline"] if key in dev_metrics]
+    columns = [("first stage", dev_metrics.get("first_stage") or {}), ("before fine-tuning", dev_metrics["baseline"]),
+               ("after", dev_metrics), ("fused with first stage", dev_metrics.get("fused") or {})]
+
+    def cell(values: dict, key: str) -> str:
+        return f"{values[key]:.4f}" if key in values else ""
+
+    return ["## Dev metrics (reranking the first stage's candidates for the held-out queries)", "",
+            "| metric | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|",
+            *[f"| {key} | " + " | ".join(cell(values, key) for _, values in columns) + " |" for key in keys], ""]
+
+
+def _usage(hub_model_id: str | None) -> list[str]:
+    model = hub_model_id or "path/to/this/folder"
+    return ["## Usage", "", "With the kit (`rerank.py`):", "", "```python", "from rerank import Reranker", "",
+            f'reranker = Reranker(model_name="{model}")',
+            'scores, ranked_passages = reranker("CLB tuyển thành viên khi nào ạ?", passages)  # best first', "```", "",
+            "With FlagEmbedding (same scores):", "", "```python", "from FlagEmbedding import FlagReranker", "",
+            f'reranker = FlagReranker("{model}")',
+            'scores = reranker.compute_score([["CLB tuyển thành viên khi nào ạ?", passage] for passage in passages])',
+            "```", "", "With sentence-transformers (scores through a sigmoid by default):", "", "```python",
+            "from sentence_transformers import CrossEncoder", "", f'model = CrossEncoder("{model}")',
+            'ranked = model.rank("CLB tuyển thành viên khi nào ạ?", passages)', "```", ""]

@@ -1,6 +1,7 @@
 """The training CLI's flags: every one typed, defaulted and explained, and checked once, up front."""
 
 import argparse
+import importlib.util
 
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
 from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
@@ -8,6 +9,9 @@ from reranker_kit.retrieval import DEFAULT_EMBEDDING_CACHE, DEFAULT_EMBEDDING_MO
 
 DESCRIPTION = "Fine-tune a cross-encoder reranker on the club's corpus and queries."
 LOSSES = ("bce", "listwise")
+# --report_to choices and the package each tracker needs (the Trainer's own integrations).
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
+REPORT_TO_CHOICES = ("none", *TRACKER_PACKAGES, "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(parser.add_argument_group("training"))
     _add_evaluation_flags(parser.add_argument_group("evaluation and checkpoints"))
     _add_output_flags(parser.add_argument_group("output"))
+    _add_tracking_and_hub_flags(parser.add_argument_group("experiment tracking and the Hugging Face Hub"))
     return parser
 
 
@@ -124,6 +129,33 @@ def _add_output_flags(output) -> None:
                              "--output_dir, else of the newest unfinished run under --runs_root).")
 
 
+def _add_tracking_and_hub_flags(group) -> None:
+    group.add_argument("--report_to", choices=REPORT_TO_CHOICES, default="none",
+                       help="Send the training loss and dev metrics to a tracker (the Trainer's integrations): "
+                            "tensorboard writes event files under <run folder>/runs; all: every installed tracker.")
+    group.add_argument("--push_to_hub", action="store_true",
+                       help="Push the finished run (weights, tokenizer, model card, metrics) to the Hugging Face Hub; "
+                            "checkpoints are pushed as they are saved. Needs `huggingface-cli login` or HF_TOKEN.")
+    group.add_argument("--hub_model_id", type=str, default=None,
+                       help="Hub repository, such as your-name/viranker-proptit; default: the run folder's name under "
+                            "your account. Also named in the model card.")
+    group.add_argument("--hub_private_repo", action="store_true", help="Create the Hub repository as private.")
+    group.add_argument("--hub_dataset_id", type=str, default=None,
+                       help="Hub dataset id of the training data, listed under 'datasets' in the model card's metadata.")
+
+
+def validate_tracking_and_hub_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """A tracker that is not installed or a Hub flag without --push_to_hub fails now, not after training."""
+    package = TRACKER_PACKAGES.get(args.report_to)
+    if package and importlib.util.find_spec(package) is None:
+        parser.error(f"--report_to {args.report_to} needs the package {package}, which is not installed: "
+                     f"pip install {package}, or pass --report_to none")
+    if args.hub_private_repo and not args.push_to_hub:
+        parser.error("--hub_private_repo only matters with --push_to_hub; add --push_to_hub or drop it")
+    if args.push_to_hub and args.cv_folds:
+        parser.error("--push_to_hub pushes one finished run; cross-validation (--cv_folds) keeps no model to push")
+
+
 def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Checks the flags once, up front; parser.error prints usage and exits with status 2."""
     if args.fp16 and args.bf16:
@@ -161,3 +193,4 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if args.dev_ratio > 0 and args.save_steps % args.eval_steps:
         parser.error(f"--save_steps ({args.save_steps}) must be a multiple of --eval_steps ({args.eval_steps}) "
                      "so the best checkpoint is always saved")
+    validate_tracking_and_hub_flags(args, parser)

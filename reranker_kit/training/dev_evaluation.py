@@ -23,8 +23,10 @@ class DevEvaluator:
     """
 
     def __init__(self, dev_queries: Sequence[Query], dev_groups: Sequence[TrainingGroup], corpus: dict[int, str],
-                 candidates: Candidates, tokenizer, max_length: int, batch_size: int, ks: Sequence[int] = CUTOFFS):
+                 candidates: Candidates, tokenizer, max_length: int, batch_size: int, ks: Sequence[int] = CUTOFFS,
+                 show_progress_bar: bool = False):
         self.queries, self.corpus = list(dev_queries), corpus
+        self.show_progress_bar = show_progress_bar
         self.tokenizer, self.max_length, self.batch_size, self.ks = tokenizer, max_length, batch_size, tuple(ks)
         self.relevant = {query.qid: query.relevant_ids for query in dev_queries}
         self.candidates = candidates
@@ -66,4 +68,5 @@ class DevEvaluator:
         return metrics
 
     def _scorer(self, model):
-        return lambda pairs: score_pairs(model, self.tokenizer, pairs, self.max_length, self.batch_size)
+        return lambda pairs: score_pairs(model, self.tokenizer, pairs, self.max_length, self.batch_size,
+                                         self.show_progress_bar, description="dev evaluation")

@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     require_negatives(corpus, queries, args.corpus_csv)
     resolve_model_name(args.base_model)  # A mistyped model folder fails before any folder is created.
     check_first_stage_inputs(args, corpus)
+    if args.push_to_hub:
+        from reranker_kit.hub import require_hub_access
+
+        require_hub_access()  # Not after an hour of training.
     if args.cv_folds > 1:
         cross_validate(args, corpus, queries)
         return
@@ -96,10 +100,10 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     # A resumed run's clock includes the time its earlier sessions spent up to the checkpoint.
     started = time.time() - read_checkpoint_progress(resume_checkpoint).get("wall_time_s", 0.0)
     labelled_train_queries = train_queries
-    if args.augment_with_answers:
-        train_queries = train_queries + answers_as_queries(train_queries)
+    answer_queries = answers_as_queries(train_queries) if args.augment_with_answers else []
     # The corpus belongs to no split: its sentences may join the training side of every split and fold.
-    train_queries = train_queries + passages_as_queries(corpus, args.pseudo_queries_per_document)
+    sentence_queries = passages_as_queries(corpus, args.pseudo_queries_per_document)
+    train_queries = train_queries + answer_queries + sentence_queries
 
     # Negatives and dev candidates: one first-stage index over the corpus, every query scored in one batch.
     mined = mine(args, corpus, labelled_train_queries, train_queries, dev_queries)
@@ -118,8 +122,13 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     if result.is_main_process:
         summary = DataSummary(documents=len(corpus), train_queries=len(labelled_train_queries),
                               augmented_train_queries=len(train_queries), dev_queries=len(dev_queries),
-                              train_pairs=train_report.as_dict(), dev_pairs=dev_report.as_dict())
+                              train_pairs=train_report.as_dict(), dev_pairs=dev_report.as_dict(),
+                              answer_queries=len(answer_queries), corpus_sentence_queries=len(sentence_queries))
         report_finished(write_finished_run(run_dir, vars(args), result, summary, started), run_dir, result)
+        if args.push_to_hub:
+            from reranker_kit.hub import push_run
+
+            push_run(run_dir, result.hub_model_id or args.hub_model_id, private=args.hub_private_repo)
     return result
 
 

@@ -15,6 +15,8 @@ class DataSummary:
     dev_queries: int
     train_pairs: dict
     dev_pairs: dict
+    answer_queries: int = 0  # Ground-truth answers used as extra training queries.
+    corpus_sentence_queries: int = 0  # Corpus sentences used as extra training queries.
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,3 +48,4 @@ class TrainingResult:
     peak_memory_gib: dict[str, float]
     is_main_process: bool = True
     final_step: int | None = None  # The optimizer step the saved weights' run ended at.
+    hub_model_id: str | None = None  # The Hub repository the Trainer created, with --push_to_hub.

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
 from reranker_kit.data.loading import Query
-from reranker_kit.distributed import world_size
+from reranker_kit.distributed import is_main_process, world_size
 from reranker_kit.models.loading import load_cross_encoder
 from reranker_kit.models.pair_encoding import position_limit
 from reranker_kit.pipeline import Candidates
@@ -115,7 +116,11 @@ def training_arguments(args, run_dir: Path, eval_steps: int, save_steps: int, ha
         greater_is_better=True,
         logging_steps=args.logging_steps,
         logging_first_step=True,
-        report_to="none",
+        report_to=args.report_to if args.report_to in ("none", "all") else [args.report_to],
+        logging_dir=str(run_dir / "runs"),  # Tracker event files stay inside the run folder.
+        push_to_hub=args.push_to_hub,
+        hub_model_id=args.hub_model_id,
+        hub_private_repo=args.hub_private_repo if args.push_to_hub else None,
         seed=args.seed,
         data_seed=args.seed,
         dataloader_num_workers=args.dataloader_num_workers,
@@ -125,7 +130,8 @@ def training_arguments(args, run_dir: Path, eval_steps: int, save_steps: int, ha
         # use_cpu lets accelerate see a CPU torchrun launch as multi-process (gloo) data parallelism.
         use_cpu=not use_cuda,
         ddp_find_unused_parameters=False,
-        disable_tqdm=True,
+        # The Trainer's progress bar (with its ETA) on stderr; log lines go through logging instead of dict prints.
+        disable_tqdm=False,
     )
 
 
@@ -135,7 +141,8 @@ def build_trainer(args, model, tokenizer, max_length: int, data: TrainingData, r
     train_dataset = build_train_dataset(data.train_groups, data.corpus, tokenizer, max_length, args.loss)
     has_dev = bool(data.dev_queries)
     dev_evaluator = (DevEvaluator(data.dev_queries, data.dev_groups, data.corpus, data.dev_candidates, tokenizer,
-                                  max_length, args.eval_batch_size) if has_dev else None)
+                                  max_length, args.eval_batch_size, show_progress_bar=is_main_process())
+                     if has_dev else None)
     eval_steps, save_steps = schedule(args, len(train_dataset), has_dev)
     interrupt = GracefulInterruptCallback()
     callbacks = [interrupt, EvaluateAtEndCallback()]
@@ -179,8 +186,9 @@ def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: P
     trainer.add_callback(CheckpointProgressCallback(args.base_model, started if started is not None else time.time()))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    baseline = pretrained_dev_metrics(trainer, run_dir, resuming=resume_checkpoint is not None)
-    train_metrics = train_or_restore(trainer, args, run_dir, resume_checkpoint)
+    with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("transformers")]):
+        baseline = pretrained_dev_metrics(trainer, run_dir, resuming=resume_checkpoint is not None)
+        train_metrics = train_or_restore(trainer, args, run_dir, resume_checkpoint)
     if interrupt.interrupted:
         step = trainer.state.global_step
         logger.warning("stopped at step %d; checkpoint saved in %s. Resume with: python fine_tune_reranker.py "
@@ -202,7 +210,7 @@ def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: P
         best_checkpoint=trainer.state.best_model_checkpoint, base_model=_model_summary(args, model, resolved, max_length),
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         world_size=trainer.args.world_size, peak_memory_gib=peak_memory_gib(), is_main_process=trainer.is_world_process_zero(),
-        final_step=trainer.state.global_step)
+        final_step=trainer.state.global_step, hub_model_id=trainer.hub_model_id if args.push_to_hub else None)
 
 
 def train_or_restore(trainer: RerankerTrainer, args, run_dir: Path, resume_checkpoint: Path | None) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from reranker_kit.run_folder import write_checkpoint_progress
@@ -38,6 +39,10 @@ class RerankerTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.loss_name = loss
         self.dev_evaluator = dev_evaluator
+        # The Trainer's bar stays; its dict prints give way to log lines.
+        for default in (PrinterCallback, ProgressCallback):
+            self.remove_callback(default)
+        self.add_callback(LoggingProgressCallback())
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # num_items_in_batch: passed by transformers >= 4.46; each micro-batch loss is already a mean.
@@ -45,6 +50,11 @@ class RerankerTrainer(Trainer):
         outputs = model(**model_inputs)
         loss = reranker_loss(outputs.logits, inputs, self.loss_name)
         return (loss, outputs) if return_outputs else loss
+
+    def push_to_hub(self, *args, **kwargs):
+        # save_model() would push here, before the kit has written its model card and metrics, and the
+        # Trainer's card would replace the kit's README.md: the finished run is pushed by reranker_kit.hub.
+        logger.info("the finished run is pushed once its model card is written")
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         if self.dev_evaluator is None:
@@ -111,3 +121,19 @@ class CheckpointProgressCallback(TrainerCallback):
         checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if state.is_world_process_zero and checkpoint.is_dir():
             write_checkpoint_progress(checkpoint, self.base_model, time.time() - self.started)
+class LoggingProgressCallback(ProgressCallback):
+    """The Trainer's tqdm bar (steps done, rate, ETA), with each log entry as one `logging` line.
+
+    The stock callback prints the raw dict (`{'loss': 0.6039, 'grad_norm': ...}`); run under
+    `tqdm.contrib.logging.logging_redirect_tqdm` so the lines do not break the bar.
+    """
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        values = ", ".join(f"{key} {_format_value(value)}" for key, value in logs.items() if key != "total_flos")
+        logger.info("step %d/%d: %s", state.global_step, state.max_steps, values)
+
+
+def _format_value(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

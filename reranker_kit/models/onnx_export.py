@@ -1,0 +1,169 @@
+"""ONNX export of a fine-tuned reranker for CPU serving, and the ONNX Runtime model `Reranker` loads.
+
+    python rerank.py export outputs/reranker-finetuned-20261127-101500 --onnx [--int8]
+
+writes `<run>/onnx/model.onnx` (fp32, exported by optimum) and, with --int8, `<run>/onnx/model_int8.onnx`
+(dynamic int8 quantization by ONNX Runtime), with a copy of the config and tokenizer so the subfolder
+loads on its own. Nothing else in the run folder is written: the export is built in a hidden staging
+folder beside it and moved into place only when complete. sentence-transformers' `CrossEncoder(run,
+backend="onnx")` finds `onnx/model.onnx` there and loads it instead of exporting into the run folder.
+
+Scoring goes through `pair_encoding.score_with`, the encoding the torch path uses, so ONNX fp32 scores
+match torch (checked after each export and in the tests).
+"""
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from reranker_kit.errors import KitError, ModelLoadError
+from reranker_kit.models.loading import resolve_model_name
+
+logger = logging.getLogger(__name__)
+
+ONNX_SUBFOLDER = "onnx"
+FP32_FILE = "model.onnx"
+INT8_FILE = "model_int8.onnx"
+# Pairs scored by torch and ONNX after an export: short, medium and truncated passages.
+CHECK_PAIRS = [("CLB tuyển thành viên khi nào ạ?", "CLB tuyển thành viên mới vào tháng 9 hằng năm. " * repeat)
+               for repeat in (1, 4, 60)] + [("phí thành viên", "Phí thành viên là 100.000 đồng mỗi kỳ.")]
+
+
+def onnx_file(model_dir: Path, int8: bool) -> Path:
+    return Path(model_dir) / ONNX_SUBFOLDER / (INT8_FILE if int8 else FP32_FILE)
+
+
+class OnnxCrossEncoder:
+    """An exported cross-encoder run by ONNX Runtime on the CPU: padded batch in, one logit per pair out."""
+
+    def __init__(self, path: Path, config, threads: int | None = None):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [model_input.name for model_input in self.session.get_inputs()]
+        self.config = config
+        self.path = path
+
+    def logits(self, batch) -> np.ndarray:
+        feed = {name: batch[name].numpy() for name in self.input_names}
+        return self.session.run(None, feed)[0].reshape(-1).astype(np.float32)
+
+
+def load_onnx_model(model_name: str, int8: bool, threads: int | None = None):
+    """(OnnxCrossEncoder, tokenizer, model folder) of an exported run; the tokenizer is the run's own."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_dir = Path(resolve_model_name(model_name))
+    path = onnx_file(model_dir, int8)
+    if not path.is_file():
+        raise ModelLoadError(f"{model_name}: no ONNX export ({path} is missing). Export it first: python rerank.py "
+                             f"export {model_name} --onnx{' --int8' if int8 else ''}")
+    model = OnnxCrossEncoder(path, AutoConfig.from_pretrained(model_dir), threads)
+    return model, AutoTokenizer.from_pretrained(model_dir), str(model_dir)
+
+
+def export_onnx(model_dir: Path, int8: bool) -> list[Path]:
+    """Writes the fp32 export (unless present) and, if asked, the int8 one; returns the files written."""
+    model_dir = Path(model_dir)
+    wanted = [FP32_FILE, INT8_FILE] if int8 else [FP32_FILE]
+    existing = [name for name in wanted if onnx_file(model_dir, name == INT8_FILE).is_file()]
+    if existing == wanted:
+        raise KitError(f"{model_dir / ONNX_SUBFOLDER} already holds {', '.join(existing)}; delete that folder to "
+                       "export again (nothing was changed)")
+    staging = Path(tempfile.mkdtemp(prefix=".onnx-export-", dir=model_dir))
+    os.chmod(staging, model_dir.stat().st_mode & 0o777)  # mkdtemp's 0700 would make onnx/ private.
+    try:
+        fp32 = onnx_file(model_dir, int8=False)
+        if not fp32.is_file():
+            _export_fp32(model_dir, staging)
+            fp32 = staging / FP32_FILE
+        if int8:
+            _quantize_int8(fp32, staging / INT8_FILE)
+        return _move_into_place(staging, model_dir / ONNX_SUBFOLDER)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _export_fp32(model_dir: Path, staging: Path) -> None:
+    from optimum.exporters.onnx import main_export
+
+    # Our own check (check_export) replaces optimum's validation: it scores with the kit's encoding.
+    main_export(str(model_dir), staging, task="text-classification", do_validation=False)
+
+
+def _quantize_int8(fp32: Path, output: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Dynamic quantization: int8 weights, activations quantized per batch at run time, no calibration data.
+    # It logs a line per tensor on the root logger; only its warnings are worth showing.
+    level = logging.root.level
+    logging.root.setLevel(logging.WARNING)
+    try:
+        quantize_dynamic(fp32, output, weight_type=QuantType.QInt8)
+    finally:
+        logging.root.setLevel(level)
+
+
+def _move_into_place(staging: Path, onnx_dir: Path) -> list[Path]:
+    """A new export becomes onnx/ in one rename; an int8 file joins an existing export by a rename too."""
+    if not onnx_dir.exists():
+        os.replace(staging, onnx_dir)
+        return sorted(onnx_dir.glob("*.onnx"))
+    written = []
+    for path in staging.glob("*.onnx"):
+        os.replace(path, onnx_dir / path.name)
+        written.append(onnx_dir / path.name)
+    return written
+
+
+def check_export(model_dir: Path, int8: bool) -> dict[str, float]:
+    """Largest |ONNX - torch| score difference on CHECK_PAIRS for each export present."""
+    from reranker_kit.models.loading import load_cross_encoder
+    from reranker_kit.models.pair_encoding import position_limit, score_pairs, score_with
+
+    model, tokenizer, _ = load_cross_encoder(str(model_dir))
+    max_length = min(512, position_limit(model.config))
+    reference = score_pairs(model, tokenizer, CHECK_PAIRS, max_length, batch_size=8)
+    differences = {}
+    for quantized in (False, True) if int8 else (False,):
+        onnx_model = OnnxCrossEncoder(onnx_file(model_dir, quantized), model.config)
+        scores = score_with(onnx_model.logits, tokenizer, CHECK_PAIRS, max_length, batch_size=8)
+        differences[INT8_FILE if quantized else FP32_FILE] = float(np.max(np.abs(scores - reference)))
+    return differences
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rerank.py", description="Tools for a fine-tuned reranker.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="Export a model folder for CPU serving with ONNX Runtime.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export.add_argument("model_dir", help="A finished run folder (or any saved model folder with config.json).")
+    export.add_argument("--onnx", action="store_true", required=True,
+                        help="Export to ONNX: writes <model_dir>/onnx/model.onnx and leaves every other file alone.")
+    export.add_argument("--int8", action="store_true",
+                        help="Also write onnx/model_int8.onnx, dynamically quantized to int8 (faster on CPU).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    from reranker_kit.cli import parse_arguments
+
+    args = parse_arguments(build_parser(), lambda args, parser: None, argv)
+    model_dir = Path(args.model_dir)
+    if not model_dir.is_dir():
+        raise KitError(f"{model_dir}: not a folder. Give a run folder such as outputs/reranker-finetuned-..., which "
+                       "the export writes into (a Hub id cannot be exported in place)")
+    resolve_model_name(str(model_dir))  # A folder without config.json is not a model: say so before loading.
+    written = export_onnx(model_dir, args.int8)
+    logger.info("wrote %s", ", ".join(str(path) for path in written))
+    for name, difference in check_export(model_dir, args.int8).items():
+        logger.info("%s: scores within %.1e of torch on %d check pairs", name, difference, len(CHECK_PAIRS))
+    logger.info("load it with Reranker(model_name=%r, backend=%r)", str(model_dir), "onnx_int8" if args.int8 else "onnx")

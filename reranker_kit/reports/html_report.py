@@ -1,0 +1,177 @@
+"""main.py's report.html: the metric tables and charts, and every query before and after reranking.
+
+One self-contained file (styles, script and charts inside, nothing fetched), readable offline. For each
+query it shows the first stage's top k beside each reranker's top k, marks the relevant documents,
+gives each relevant document's rank before and after, and says whether reranking helped or hurt the
+query, so the queries a reranker got wrong can be filtered and sorted. The tables read without script;
+the script only filters and sorts.
+"""
+
+import base64
+import html
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from reranker_kit.data.loading import Query
+
+logger = logging.getLogger("main")
+
+HTML_REPORT_FILE = "report.html"
+FIRST_STAGE = "first_stage"
+SNIPPET_CHARS = 80
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:.2em .5em;vertical-align:top;font-size:.9em}th{background:#f2f2f2}
+.metrics td{text-align:right}.query{border:1px solid #bbb;border-radius:6px;padding:.5em 1em;margin:.8em 0}
+.rel{background:#d8f5d0;font-weight:bold}.helped{color:#176b00}.hurt{color:#b00020}.unchanged{color:#666}
+.controls button.active{background:#333;color:#fff}td.selected:not(.rel),th.selected{background:#fff4d6}
+li.selected{font-weight:bold}.doc{font-size:.85em}
+img{max-width:100%;width:900px}
+"""
+SCRIPT = """
+function apply(section){
+  const ranker=section.querySelector('select.ranker').value, filter=section.dataset.filter||'all';
+  const order=section.querySelector('select.sort').value, list=section.querySelector('.queries');
+  const cards=[...list.querySelectorAll('.query')], counts={all:cards.length,helped:0,hurt:0,unchanged:0};
+  for(const card of cards){
+    const status=card.getAttribute('data-status-'+ranker); counts[status]+=1;
+    card.hidden=filter!=='all'&&status!==filter;
+    card.querySelectorAll('[data-ranker]').forEach(c=>c.classList.toggle('selected',c.dataset.ranker===ranker));
+  }
+  const delta=c=>parseFloat(c.getAttribute('data-delta-'+ranker));
+  const key={file:c=>+c.dataset.order,hurt:c=>delta(c)*1e6+ +c.dataset.order,helped:c=>-delta(c)*1e6+ +c.dataset.order}[order];
+  cards.sort((a,b)=>key(a)-key(b)).forEach(c=>list.appendChild(c));
+  section.querySelectorAll('button[data-filter]').forEach(b=>{
+    b.classList.toggle('active',b.dataset.filter===filter); b.querySelector('.count').textContent=counts[b.dataset.filter];});
+  section.querySelector('.shown').textContent=cards.filter(c=>!c.hidden).length;
+}
+document.querySelectorAll('section.dataset').forEach(section=>{
+  section.querySelectorAll('button[data-filter]').forEach(b=>b.addEventListener('click',()=>{
+    section.dataset.filter=b.dataset.filter; apply(section);}));
+  section.querySelectorAll('select').forEach(s=>s.addEventListener('change',()=>apply(section)));
+  apply(section);
+});
+"""
+
+
+def reciprocal_rank(ranking: Sequence[int], relevant: Sequence[int]) -> float:
+    """1 / rank of the first relevant document in the ranking (all of it, not a cut-off); 0 if none."""
+    return next((1.0 / rank for rank, doc_id in enumerate(ranking, start=1) if doc_id in relevant), 0.0)
+
+
+def query_change(first_stage: Sequence[int], reranked: Sequence[int], relevant: Sequence[int]) -> tuple[str, float]:
+    """("helped" | "hurt" | "unchanged", change in reciprocal rank of the first relevant document)."""
+    delta = reciprocal_rank(reranked, relevant) - reciprocal_rank(first_stage, relevant)
+    return ("helped" if delta > 1e-12 else "hurt" if delta < -1e-12 else "unchanged"), delta
+
+
+def rank_of(ranking: Sequence[int], doc_id: int) -> int | None:
+    return ranking.index(doc_id) + 1 if doc_id in ranking else None
+
+
+def write_html_report(path: Path, report: dict, datasets: dict[str, list[Query]],
+                      rankings: dict[tuple[str, str], dict[str, list[int]]], corpus: dict[int, str],
+                      charts: dict[str, Path]) -> None:
+    """Writes report.html; `rankings` maps (ranker, dataset) to each query's full ranking, best first."""
+    from reranker_kit.benchmark.report import difficulty_table, metrics_table
+
+    ks = report["k"]
+    sections = []
+    for dataset, queries in datasets.items():
+        rankers = [name for name, data in rankings if data == dataset]
+        tables = [metrics_table(report["runs"], dataset, ks), difficulty_table(report["by_difficulty"], dataset, ks)]
+        tables_html = "".join(table.to_html(float_format=lambda value: f"{value:.4f}", classes="metrics")
+                              for table in tables if not table.empty)
+        sections.append(_dataset_section(dataset, queries, rankers, rankings, corpus, max(ks), tables_html,
+                                         charts.get(dataset)))
+    shown = sorted({doc_id for ranking in rankings.values() for ids in ranking.values() for doc_id in ids[:max(ks)]})
+    page = ["<!DOCTYPE html>", '<html lang="vi"><head><meta charset="utf-8">',
+            "<title>Reranking report</title>", f"<style>{STYLE}</style></head><body>",
+            "<h1>Retrieve-then-rerank report</h1>", _summary(report), *sections, _documents(shown, corpus),
+            f"<script>{SCRIPT}</script></body></html>"]
+    path.write_text("\n".join(page), encoding="utf-8")
+    logger.info("per-query report written to %s", path)
+
+
+def _summary(report: dict) -> str:
+    items = [("first stage", f"{report['retriever']}, top {report['top_n']} candidates reranked"),
+             ("fine-tuned reranker", report.get("fine_tuned_reranker") or "none"),
+             ("pretrained reranker", report.get("pretrained_reranker") or "none")]
+    if report.get("fusion_weight") is not None:
+        items.append(("fusion", f"{report['fusion_method']}, reranker weight {report['fusion_weight']:.1f}"))
+    rows = "".join(f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>" for name, value in items)
+    return (f"<table>{rows}</table><p>Metrics are the club's, averaged over queries; a query whose relevant documents "
+            "the first stage missed counts as 0. <b>Helped</b> / <b>hurt</b>: the first relevant document moved up / "
+            "down the ranking compared with the first stage.</p>")
+
+
+def _dataset_section(dataset: str, queries: list[Query], rankers: list[str], rankings: dict, corpus: dict[int, str],
+                     k: int, metrics_html: str, chart: Path | None) -> str:
+    rerankers = [name for name in rankers if name != FIRST_STAGE]
+    options = "".join(f'<option value="{i}">{html.escape(name)}</option>' for i, name in enumerate(rerankers))
+    buttons = "".join(f'<button data-filter="{name}">{name} (<span class="count"></span>)</button>'
+                      for name in ("all", "helped", "hurt", "unchanged"))
+    cards = "".join(_query_card(position, query, rerankers, rankings, dataset, corpus, k)
+                    for position, query in enumerate(queries))
+    image = (f'<img alt="metrics by k for {html.escape(dataset)}" src="data:image/png;base64,'
+             f'{base64.b64encode(chart.read_bytes()).decode("ascii")}">' if chart and chart.is_file() else "")
+    controls = (f'<div class="controls">reranker <select class="ranker">{options}</select> {buttons} sort '
+                '<select class="sort"><option value="file">file order</option><option value="hurt">most hurt first'
+                '</option><option value="helped">most helped first</option></select> '
+                '<span class="shown"></span> shown</div>' if rerankers else "<p>No reranker was compared.</p>")
+    return (f'<section class="dataset" id="{html.escape(dataset)}" data-filter="all">'
+            f"<h2>{html.escape(dataset)} ({len(queries)} queries)</h2>{metrics_html}{image}"
+            f"<h3>Queries: top {k} before and after reranking</h3>{controls}"
+            f'<div class="queries">{cards}</div></section>')
+
+
+def _query_card(position: int, query: Query, rerankers: list[str], rankings: dict, dataset: str,
+                corpus: dict[int, str], k: int) -> str:
+    first = rankings[(FIRST_STAGE, dataset)][query.qid]
+    attributes, changes = [], []
+    for index, name in enumerate(rerankers):
+        reranked = rankings[(name, dataset)][query.qid]
+        status, delta = query_change(first, reranked, query.relevant_ids)
+        attributes.append(f'data-status-{index}="{status}" data-delta-{index}="{delta:.6f}"')
+        moves = ", ".join(_move(doc_id, first, reranked) for doc_id in query.relevant_ids)
+        changes.append(f'<li data-ranker="{index}"><span class="{status}">{status}</span> by '
+                       f"{html.escape(name)}: {moves}</li>")
+    columns = [FIRST_STAGE, *rerankers]
+    header = "".join(f'<th data-ranker="{columns.index(name) - 1}">{html.escape(name)}</th>' for name in columns)
+    rows = "".join(
+        f"<tr><td>{rank}</td>" + "".join(_document_cell(rankings[(name, dataset)][query.qid], rank, query.relevant_ids,
+                                                        corpus, columns.index(name) - 1) for name in columns) + "</tr>"
+        for rank in range(1, k + 1))
+    difficulty = f", difficulty {html.escape(str(query.difficulty))}" if query.difficulty is not None else ""
+    return (f'<div class="query" data-order="{position}" {" ".join(attributes)}>'
+            f"<p><b>{html.escape(query.text)}</b><br><small>row {query.row}{difficulty}; relevant: "
+            f"{', '.join(map(str, query.relevant_ids))}</small></p><ul>{''.join(changes)}</ul>"
+            f"<table><tr><th>rank</th>{header}</tr>{rows}</table></div>")
+
+
+def _move(doc_id: int, first: Sequence[int], reranked: Sequence[int]) -> str:
+    before, after = rank_of(first, doc_id), rank_of(reranked, doc_id)
+    if before is None:
+        return f"doc {doc_id} not among the first stage's candidates"
+    change = before - after
+    arrow = f"↑{change}" if change > 0 else f"↓{-change}" if change < 0 else "="
+    return f"doc {doc_id} rank {before} → {after} ({arrow})"
+
+
+def _document_cell(ranking: Sequence[int], rank: int, relevant: Sequence[int], corpus: dict[int, str],
+                   ranker_index: int) -> str:
+    if rank > len(ranking):
+        return f'<td data-ranker="{ranker_index}"></td>'
+    doc_id = ranking[rank - 1]
+    text = corpus[doc_id]
+    snippet = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rstrip() + "…"
+    marker = ' class="rel"' if doc_id in relevant else ""
+    return (f'<td data-ranker="{ranker_index}"{marker}><a href="#doc-{doc_id}">{doc_id}</a> '
+            f'<span class="doc">{html.escape(snippet)}</span></td>')
+
+
+def _documents(doc_ids: list[int], corpus: dict[int, str]) -> str:
+    rows = "".join(f'<tr id="doc-{doc_id}"><td>{doc_id}</td><td>{html.escape(corpus[doc_id])}</td></tr>'
+                   for doc_id in doc_ids)
+    return f"<h2>Documents shown above</h2><table><tr><th>STT</th><th>text</th></tr>{rows}</table>"
