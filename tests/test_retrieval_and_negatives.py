@@ -35,6 +35,8 @@ def test_bm25_scores_by_hand():
     np.testing.assert_allclose(index.score(["binh binh"]), index.score(["binh"]))
     np.testing.assert_array_equal(index.top_k(["binh"], 3)[0], [[0, 1, 2]])  # equal scores: lower position first
     assert index.top_k([], 2)[0].shape == (0, 2)
+    # All scores equal at the cut-off (a query no document matches): the lowest positions are kept.
+    np.testing.assert_array_equal(index.top_k(["xyz"], 2)[0], [[0, 1]])
 
 
 @pytest.mark.parametrize("method", ["bm25", "tfidf"])

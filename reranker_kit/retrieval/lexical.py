@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from reranker_kit.retrieval.base import batched_top_k
+from reranker_kit.retrieval.base import batched_top_k, select_top_k
 from reranker_kit.retrieval.text import analyze
 
 LEXICAL_METHODS = ("bm25", "tfidf")
@@ -63,13 +63,24 @@ class LexicalIndex:
         if not queries:
             return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
         if self.method == "bm25":
-            found = self._bm25.retrieve([_query_terms(query) for query in queries], k=k, show_progress=False,
-                                        n_threads=1)
-            positions, scores = np.asarray(found.documents, dtype=np.int64), np.asarray(found.scores, dtype=np.float32)
-            order = np.lexsort((positions, -scores), axis=1)
-            return np.take_along_axis(positions, order, axis=1), np.take_along_axis(scores, order, axis=1)
+            return self._bm25_top_k(queries, k)
         batch_size = max(1, min(batch_size, MAX_DENSE_QUERY_ENTRIES // max(len(self._vectorizer.vocabulary_), 1)))
         return batched_top_k(self.score, queries, k, self.num_documents, batch_size)
+
+    def _bm25_top_k(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        terms = [_query_terms(query) for query in queries]
+        depth = min(k + 1, self.num_documents)
+        found = self._bm25.retrieve(terms, k=depth, show_progress=False, n_threads=1)
+        positions, scores = np.asarray(found.documents, dtype=np.int64), np.asarray(found.scores, dtype=np.float32)
+        if depth > k:
+            # Equal scores across the k-th place: bm25s keeps any of them. Scoring such a query in full
+            # keeps the lower positions, as everywhere else.
+            for row in np.flatnonzero(scores[:, k - 1] == scores[:, k]):
+                full = self._bm25.get_scores(terms[row]) if terms[row] else np.zeros(self.num_documents)
+                positions[row, :k], scores[row, :k] = (part[0] for part in select_top_k(full[None, :], k))
+        positions, scores = positions[:, :k], scores[:, :k]
+        order = np.lexsort((positions, -scores), axis=1)
+        return np.take_along_axis(positions, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 def _query_terms(query: str) -> list[str]:
