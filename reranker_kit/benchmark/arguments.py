@@ -6,7 +6,8 @@ import logging
 from reranker_kit.fusion import FUSION_METHODS
 from reranker_kit.metrics import CUTOFFS
 from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
-from reranker_kit.retrieval import DEFAULT_EMBEDDING_CACHE, DEFAULT_EMBEDDING_MODEL, RETRIEVER_METHODS
+from reranker_kit.retrieval import RETRIEVER_METHODS
+from reranker_kit.retrieval.first_stage import add_embedding_flags
 
 logger = logging.getLogger("main")
 DESCRIPTION = "Benchmark retrieve-then-rerank with the club's metrics at k = 3, 5, 7."
@@ -27,11 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retriever", choices=RETRIEVER_METHODS, default="bm25",
                         help="First-stage retriever: lexical (bm25, tfidf), a bi-encoder (dense: --embedding_model), "
                              "or BM25 and dense, min-max normalised and summed (hybrid).")
-    parser.add_argument("--embedding_model", type=str, default=DEFAULT_EMBEDDING_MODEL,
-                        help=f"Sentence-transformers model of the dense and hybrid retrievers: a Hub id, a folder, or "
-                             f"'{BUNDLED_MODEL_ALIAS}' (English all-MiniLM-L6-v2, offline).")
-    parser.add_argument("--embedding_cache_dir", type=str, default=DEFAULT_EMBEDDING_CACHE,
-                        help="Where corpus embeddings are cached, keyed by the documents and the model.")
+    add_embedding_flags(parser)
     parser.add_argument("--candidates", type=str, default=None,
                         help="Your own first stage instead of --retriever: a JSONL (or CSV) file with each evaluated "
                              "query's ranked document ids, best first (README: Your own candidates).")

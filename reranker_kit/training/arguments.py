@@ -5,7 +5,8 @@ import importlib.util
 
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
 from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
-from reranker_kit.retrieval import DEFAULT_EMBEDDING_CACHE, DEFAULT_EMBEDDING_MODEL, RETRIEVER_METHODS
+from reranker_kit.retrieval import RETRIEVER_METHODS
+from reranker_kit.retrieval.first_stage import add_embedding_flags
 
 DESCRIPTION = "Fine-tune a cross-encoder reranker on the club's corpus and queries."
 LOSSES = ("bce", "listwise")
@@ -51,11 +52,7 @@ def _add_negatives_flags(negatives) -> None:
     negatives.add_argument("--hard_neg_method", choices=RETRIEVER_METHODS, default="bm25",
                            help="First stage that mines hard negatives and picks dev candidates (as main.py's "
                                 "--retriever): bm25, tfidf, dense (--embedding_model) or hybrid (BM25 + dense).")
-    negatives.add_argument("--embedding_model", type=str, default=DEFAULT_EMBEDDING_MODEL,
-                           help=f"Sentence-transformers model of the dense and hybrid methods: a Hub id, a folder, or "
-                                f"'{BUNDLED_MODEL_ALIAS}' (English all-MiniLM-L6-v2, offline).")
-    negatives.add_argument("--embedding_cache_dir", type=str, default=DEFAULT_EMBEDDING_CACHE,
-                           help="Where corpus embeddings are cached, keyed by the documents and the model.")
+    add_embedding_flags(negatives)
     negatives.add_argument("--expand_documents", action="store_true",
                            help="Index each document with the labelled training queries (and answers) that name it; "
                                 "dev queries never.")
