@@ -11,7 +11,15 @@ from pathlib import Path
 
 from reranker_kit.data.loading import load_corpus, load_queries
 from reranker_kit.data.splits import merge_duplicate_queries, split_queries
-from reranker_kit.fusion import FUSION_METHODS, PRIOR_QUERIES, choose_fusion, fused_scores, per_query_by_setting, setting_key
+from reranker_kit.fusion import (
+    FUSION_METHODS,
+    PRIOR_QUERIES,
+    choose_fusion,
+    fused_scores,
+    parse_setting,
+    per_query_by_setting,
+    setting_key,
+)
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
 from reranker_kit.retrieval import LexicalIndex
@@ -58,7 +66,7 @@ def evaluate_run(sides: dict) -> dict[str, dict]:
     rows = {"first stage (BM25)": {"metrics": metrics(candidates.first_stage_scores), "setting": "-"},
             "fine-tuned alone": {"metrics": metrics(scores), "setting": "-"}}
     for rule, (methods, shrink, prior) in RULES.items():
-        allowed = {key: value for key, value in by_setting.items() if key.split(":")[0] in methods}
+        allowed = {key: value for key, value in by_setting.items() if parse_setting(key)[0] in methods}
         choice = choose_fusion(allowed, METRIC, shrink=shrink, prior_queries=prior)
         rows[f"fused, {rule}"] = {"metrics": metrics(fused_scores(candidates, scores, choice.weight, choice.method)),
                                   "setting": setting_key(choice.method, choice.weight)}
