@@ -311,6 +311,27 @@ def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
     return method, float(weight)
 
 
+def fusion_first_stage(arguments: dict) -> dict:
+    """What produced the dev candidates the fusion was chosen on; main.py warns when it ranks other candidates."""
+    retriever = "candidates_file" if arguments.get("candidates") else arguments["hard_neg_method"]
+    described = {"retriever": retriever, "top_n": arguments["dev_top_n"],
+                 "expanded_documents": bool(arguments.get("expand_documents"))}
+    if retriever in ("dense", "hybrid"):
+        described["embedding_model"] = arguments.get("embedding_model")
+    return described
+
+
+def stored_fusion_first_stage(run_dir: str | Path) -> dict | None:
+    """fusion.json's record of its dev candidates (`fusion_first_stage`); None when it has none."""
+    try:
+        stored = json.loads((Path(run_dir) / FUSION_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(stored, dict) or not isinstance(stored.get("retriever"), str):
+        return None
+    return {key: stored[key] for key in ("retriever", "top_n", "expanded_documents", "embedding_model") if key in stored}
+
+
 def remove_model_files(run_dir: Path) -> None:
     """Drops a run's weights and checkpoints (GBs for large models); its metrics stay."""
     for checkpoint in run_dir.glob("checkpoint-*"):
@@ -338,8 +359,7 @@ def write_finished_run(run_dir: Path, arguments: dict, result: TrainingResult, d
     write_json_atomic(run_dir / DEV_METRICS_FILE, dev_metrics)
     write_json_atomic(run_dir / "train_results.json", result.train_metrics)
     if result.fusion:
-        write_json_atomic(run_dir / FUSION_FILE, {**result.fusion.as_json(), "retriever": arguments["hard_neg_method"],
-                                                  "top_n": arguments["dev_top_n"]})
+        write_json_atomic(run_dir / FUSION_FILE, {**result.fusion.as_json(), **fusion_first_stage(arguments)})
     plot_training_curves(result.log_history, dev_metrics.get("baseline"), arguments["metric_for_best_model"],
                          run_dir / "training_curves.png")
     info = {

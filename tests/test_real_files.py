@@ -143,3 +143,19 @@ def test_a_bad_fusion_file_is_ignored_with_a_warning_naming_it(trained_run, smal
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"ignoring {run_dir / 'fusion.json'}" in result.stderr
     assert [run["name"] for run in json.loads(output_json.read_text())["runs"]] == ["first_stage", "fine_tuned"]
+
+
+def test_main_warns_when_the_fusion_was_chosen_on_other_candidates(trained_run, small_data, tmp_path):
+    run_dir = trained_run[0]
+    assert {key: json.loads((run_dir / "fusion.json").read_text())[key]
+            for key in ("retriever", "top_n", "expanded_documents")} == {"retriever": "bm25", "top_n": 5,
+                                                                        "expanded_documents": False}
+    common = ["--corpus_csv", str(small_data["corpus"]), "--eval_xlsx", str(small_data["test"]), "--reranker",
+              str(run_dir), "--pretrained_reranker", "none", "--max_length", "96", "--runs_root", str(tmp_path / "o")]
+    same = run_script("main.py", *common, "--top_n", "5", cwd=tmp_path)
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert "chosen on dev candidates unlike" not in same.stderr
+    deeper = run_script("main.py", *common, "--top_n", "8", cwd=tmp_path)
+    assert deeper.returncode == 0, deeper.stderr[-2000:]
+    assert f"{run_dir}/fusion.json: the fusion weight was chosen on dev candidates unlike" in deeper.stderr
+    assert "top_n 5 there, 8 here" in deeper.stderr

@@ -32,6 +32,7 @@ from reranker_kit.run_folder import (
     newest_finished_run,
     run_info_problem,
     stored_fusion,
+    stored_fusion_first_stage,
     training_file,
 )
 
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     warn_about_seen_queries(datasets, fine_tuned_path, corpus)
     pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
     fusion = resolve_fusion(args, fine_tuned_path)
+    if fusion is not None and args.fusion_weight == "auto":
+        warn_about_fusion_first_stage(fine_tuned_path, first_stage_info, args.top_n)
     rows = []
     rankings = {}  # (ranker, file) -> {qid: ranking}: report.html's per-query view.
     for name, queries in datasets.items():
@@ -167,6 +170,27 @@ def resolve_fusion(args, fine_tuned_path: Path | None) -> tuple[str, float] | No
     method = args.fusion_method if args.fusion_method != "auto" else (stored[0] if stored else "minmax")
     weight = float(args.fusion_weight) if args.fusion_weight != "auto" else stored[1]
     return method, weight
+
+
+def warn_about_fusion_first_stage(fine_tuned_path: Path, first_stage_info: dict, top_n: int) -> None:
+    """Says when the run's fusion weight was chosen on candidates unlike the ones ranked here.
+
+    A weight tuned on BM25's top 20 says little about how to mix the reranker with a hybrid or an expanded
+    index: the first-stage scores it is fused with are another scale and another quality.
+    """
+    chosen_on = stored_fusion_first_stage(fine_tuned_path)
+    if chosen_on is None:  # Runs before the first stage was recorded in full.
+        return
+    here = {"retriever": first_stage_info["method"], "top_n": top_n,
+            "expanded_documents": "expanded_with" in first_stage_info}
+    if here["retriever"] in ("dense", "hybrid"):
+        here["embedding_model"] = first_stage_info.get("embedding_model")
+    differences = [f"{key} {chosen_on[key]!r} there, {value!r} here" for key, value in here.items()
+                   if key in chosen_on and chosen_on[key] != value]
+    if differences:
+        logger.warning("%s/fusion.json: the fusion weight was chosen on dev candidates unlike the ones ranked here "
+                       "(%s), so the fused row may rank below the first stage; train with the same first stage, or "
+                       "give --fusion_weight", fine_tuned_path, "; ".join(differences))
 
 
 def load_reranker(model_name, args, required: bool):
