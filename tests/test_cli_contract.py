@@ -87,8 +87,9 @@ def test_a_report_file_that_cannot_be_written_never_loses_the_others(tmp_path):
                         "metrics": metrics}], "by_difficulty": []}
     (tmp_path / "report" / "metrics.csv").mkdir(parents=True)  # In the way of one report file.
     with pytest.raises(KitError, match="could not write .*metrics.csv"):
-        write_report(report, tmp_path / "report", tmp_path / "elsewhere" / "r.json", [3, 5])
+        write_report(report, tmp_path / "report", tmp_path / "elsewhere" / "r.json", [3, 5], lambda: "<p>trang</p>")
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["runs"] == report["runs"]
+    assert (tmp_path / "report" / "report.html").read_text(encoding="utf-8") == "<p>trang</p>"
     assert json.loads((tmp_path / "elsewhere" / "r.json").read_text()) == report
     assert (tmp_path / "report" / "metrics_by_k_test.png").stat().st_size > 0
     assert not [path.name for path in tmp_path.rglob(".*")]  # No temporary file left behind.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reranker_kit.data.loading import Query
-from reranker_kit.reports.html_report import query_change, reciprocal_rank, write_html_report
+from reranker_kit.reports.html_report import query_change, reciprocal_rank, render_html_report
 
 from conftest import run_script
 
@@ -129,7 +129,7 @@ def test_filter_and_sort_on_a_report_with_known_changes(browser, tmp_path):
               "runs": [{"name": name, "dataset": "test", "queries": 3, "difficulty": None,
                         "metrics": {"hit@3": 1.0, "mrr@3": 0.5}} for name in ("first_stage", "fine_tuned")]}
     path = tmp_path / "report.html"
-    write_html_report(path, report, {"test": queries}, rankings, corpus, charts={})
+    path.write_text(render_html_report(report, {"test": queries}, rankings, corpus, charts={}), encoding="utf-8")
     page = browser.new_page()
     page.goto(path.as_uri())
     visible_text = lambda: page.locator(".query:visible b").all_inner_texts()  # noqa: E731

@@ -1,11 +1,13 @@
 """main.py's report: metric tables on stdout, and metrics.csv, metrics.json and charts on disk."""
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from reranker_kit.errors import KitError
+from reranker_kit.reports.html_report import HTML_REPORT_FILE
 from reranker_kit.run_folder import check_writable_folder, write_file_atomic, write_json_atomic
 
 logger = logging.getLogger("main")
@@ -59,8 +61,13 @@ def check_report_destinations(report_dir: str | None, runs_root: str, output_jso
         check_writable_folder(path.parent, f"--output_json {path}: its folder")
 
 
-def write_report(report: dict, report_dir: Path, output_json: Path | None, ks) -> None:
-    """Writes each report file atomically; one that cannot be written is named and never stops the others."""
+def write_report(report: dict, report_dir: Path, output_json: Path | None, ks,
+                 html_page: Callable[[], str] | None = None) -> None:
+    """Writes each report file atomically; one that cannot be written is named and never stops the others.
+
+    `html_page` renders report_dir/report.html (`reports.html_report.render_html_report`); it runs last,
+    because the page embeds the charts written before it.
+    """
     from reranker_kit.reports.plots import plot_metrics_by_k
 
     flat = pd.DataFrame([{"ranker": row["name"], "dataset": row["dataset"], "difficulty": row["difficulty"] or "all",
@@ -74,6 +81,9 @@ def write_report(report: dict, report_dir: Path, output_json: Path | None, ks) -
         table = metrics_table(report["runs"], dataset, ks)
         writers[chart_path(report_dir, dataset)] = lambda path, table=table, dataset=dataset: (
             write_file_atomic(path, lambda temporary: plot_metrics_by_k(table, ks, dataset, temporary)))
+    if html_page is not None:
+        writers[report_dir / HTML_REPORT_FILE] = lambda path: write_file_atomic(
+            path, lambda temporary: temporary.write_text(html_page(), encoding="utf-8"))
     failed, written = [], []
     for path, write in writers.items():
         try:
@@ -84,5 +94,5 @@ def write_report(report: dict, report_dir: Path, output_json: Path | None, ks) -
             failed.append(f"{path} ({problem.strerror or problem})")
     if failed:
         raise KitError(f"could not write {'; '.join(failed)}; written: {', '.join(written) or 'nothing'}")
-    logger.info("report written to %s (metrics.csv, metrics.json, metrics_by_k_*.png)%s", report_dir,
-                f" and {output_json}" if output_json else "")
+    logger.info("report written to %s (metrics.csv, metrics.json, metrics_by_k_*.png%s)%s", report_dir,
+                f", {HTML_REPORT_FILE}" if html_page is not None else "", f" and {output_json}" if output_json else "")

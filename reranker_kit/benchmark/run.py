@@ -21,7 +21,7 @@ from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.pipeline import rank, rerank_scores
-from reranker_kit.reports.html_report import HTML_REPORT_FILE, write_html_report
+from reranker_kit.reports.html_report import render_html_report
 from reranker_kit.run_folder import (
     COMPLETION_MARKER,
     REPORT_PREFIX,
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
               "by_difficulty": [row for row in rows if row["difficulty"] is not None]}
     print_tables(report["runs"], args.k)
     print_difficulty_tables(report["by_difficulty"], args.k)
-    write_report(report, report_dir, Path(args.output_json) if args.output_json else None, args.k)
-    write_html_report(report_dir / HTML_REPORT_FILE, report, datasets, rankings, corpus,
-                      {name: chart_path(report_dir, name) for name in datasets})
+    charts = {name: chart_path(report_dir, name) for name in datasets}
+    write_report(report, report_dir, Path(args.output_json) if args.output_json else None, args.k,
+                 lambda: render_html_report(report, datasets, rankings, corpus, charts))
 
 
 def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, datasets: dict, candidates: dict, corpus,

@@ -9,13 +9,10 @@ the script only filters and sorts.
 
 import base64
 import html
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from reranker_kit.data.loading import Query
-
-logger = logging.getLogger("main")
 
 HTML_REPORT_FILE = "report.html"
 FIRST_STAGE = "first_stage"
@@ -70,10 +67,13 @@ def rank_of(ranking: Sequence[int], doc_id: int) -> int | None:
     return ranking.index(doc_id) + 1 if doc_id in ranking else None
 
 
-def write_html_report(path: Path, report: dict, datasets: dict[str, list[Query]],
-                      rankings: dict[tuple[str, str], dict[str, list[int]]], corpus: dict[int, str],
-                      charts: dict[str, Path]) -> None:
-    """Writes report.html; `rankings` maps (ranker, dataset) to each query's full ranking, best first."""
+def render_html_report(report: dict, datasets: dict[str, list[Query]],
+                       rankings: dict[tuple[str, str], dict[str, list[int]]], corpus: dict[int, str],
+                       charts: dict[str, Path]) -> str:
+    """report.html's page; `rankings` maps (ranker, dataset) to each query's full ranking, best first.
+
+    `benchmark.report.write_report` writes it with the other report files, each atomically.
+    """
     from reranker_kit.benchmark.report import difficulty_table, metrics_table
 
     ks = report["k"]
@@ -90,8 +90,7 @@ def write_html_report(path: Path, report: dict, datasets: dict[str, list[Query]]
             "<title>Reranking report</title>", f"<style>{STYLE}</style></head><body>",
             "<h1>Retrieve-then-rerank report</h1>", _summary(report), *sections, _documents(shown, corpus),
             f"<script>{SCRIPT}</script></body></html>"]
-    path.write_text("\n".join(page), encoding="utf-8")
-    logger.info("per-query report written to %s", path)
+    return "\n".join(page)
 
 
 def _summary(report: dict) -> str:
