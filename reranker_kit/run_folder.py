@@ -155,8 +155,13 @@ def check_writable_folder(folder: str | Path, flag: str) -> None:
 
 
 def newest_unfinished_run_with_checkpoint(runs_root: str | Path) -> Path | None:
+    """The unfinished run whose last checkpoint was saved most recently: the work `latest` should go on with.
+
+    By the checkpoint's time, not the folder name: a run started earlier may have trained (and been
+    resumed) since, and a folder dated by a wrong clock must not take its place.
+    """
     unfinished = [path for path in run_dirs_newest_first(runs_root) if checkpoints(path) and not is_complete(path)]
-    return unfinished[0] if unfinished else None
+    return max(unfinished, key=lambda path: checkpoints(path)[-1].stat().st_mtime, default=None)  # Ties: newest name.
 
 
 def checkpoints(run_dir: str | Path) -> list[Path]:

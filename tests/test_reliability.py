@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -168,3 +169,23 @@ def test_ground_truth_parser_only_ever_raises_value_error(cell):
     except ValueError:
         return
     assert result and all(isinstance(doc_id, int) and doc_id >= 1 for doc_id in result)
+
+
+def test_latest_resumes_the_run_whose_checkpoint_is_newest_not_the_newest_name(tmp_path):
+    from reranker_kit.run_folder import newest_unfinished_run_with_checkpoint
+
+    def unfinished_run(name: str, saved_at: float) -> Path:
+        checkpoint = tmp_path / name / "checkpoint-2"
+        checkpoint.mkdir(parents=True)
+        for file in ("trainer_state.json", "config.json", "model.safetensors"):
+            (checkpoint / file).write_text("{}")
+        os.utime(checkpoint, (saved_at, saved_at))
+        return tmp_path / name
+
+    now = time.time()
+    resumed_lately = unfinished_run("reranker-finetuned-20260101-090000", now)
+    unfinished_run("reranker-finetuned-20991231-235959", now - 3600)  # Dated by a clock set in the future.
+    finished = unfinished_run("reranker-finetuned-20260102-090000", now + 60)
+    (finished / "training_info.json").write_text("{}")
+    (finished / "config.json").write_text("{}")
+    assert newest_unfinished_run_with_checkpoint(tmp_path) == resumed_lately
