@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reranker_kit.fusion import FUSION_WEIGHTS, GUARDED_METRICS, setting_key
+from reranker_kit.metrics import CUTOFFS
 from reranker_kit.run_folder import newest_finished_run
 from reranker_kit.testing import REPOSITORY_ROOT, SAMPLE_CORPUS_CSV, SAMPLE_TRAIN_XLSX
 
@@ -48,22 +50,43 @@ def train(workdir: Path, seeds: list[int]) -> None:
         print(f"{runs_root.name}: exit {code}", flush=True)
 
 
-def test_rows(workdir: Path, seed: int) -> dict[str, dict] | None:
-    """{first_stage | fine_tuned | fused: metrics on the test file} for one seed's run, via main.py."""
-    run_dir = newest_finished_run(workdir / f"seed{seed}")
-    if run_dir is None:
-        return None
-    report_path = workdir / f"seed{seed}.report.json"
+def old_rule_weight(run_dir: Path) -> float:
+    """The weight round 1's rule would have applied: min-max, best dev mrr@5 under the guard, no shrinking."""
+    by_setting = json.loads((run_dir / "fusion.json").read_text())["dev_metrics_by_setting"]
+    first_stage = by_setting[setting_key("minmax", 0.0)]
+    guarded = [f"{name}@{k}" for name in GUARDED_METRICS for k in CUTOFFS]
+    safe = [weight for weight in FUSION_WEIGHTS if all(
+        by_setting[setting_key("minmax", weight)][name] >= first_stage[name] - 1e-12 for name in guarded)]
+    return max(safe, key=lambda weight: (by_setting[setting_key("minmax", weight)]["mrr@5"], -weight))
+
+
+def main_report(workdir: Path, seed: int, run_dir: Path, name: str, *flags: str) -> dict:
+    """main.py's JSON report of the test file for one run (kept beside the runs, so a rerun reads it)."""
+    report_path = workdir / f"seed{seed}.{name}.json"
     if not report_path.is_file():
         code = script("main.py", "--corpus_csv", str(SAMPLE_CORPUS_CSV), "--eval_xlsx", str(TEST_XLSX), "--reranker",
                       str(run_dir), "--pretrained_reranker", "none", "--max_length", "128", "--runs_root",
-                      str(workdir / "reports"), "--output_json", str(report_path), log=workdir / f"seed{seed}.main.log")
+                      str(workdir / "reports"), "--output_json", str(report_path), *flags,
+                      log=workdir / f"seed{seed}.{name}.log")
         if code != 0:
-            raise SystemExit(f"main.py failed for seed {seed}: see {workdir / f'seed{seed}.main.log'}")
-    report = json.loads(report_path.read_text())
-    rows = {("fused" if row["name"].startswith("fused") else row["name"]): row for row in report["runs"]}
-    best = json.loads((run_dir / "fusion.json").read_text()).get("best_setting", "not recorded")
-    rows["fused"]["setting"] = f"{report['fusion_method']}:{report['fusion_weight']:.1f} (best on dev {best})"
+            raise SystemExit(f"main.py failed for seed {seed}: see {workdir / f'seed{seed}.{name}.log'}")
+    return json.loads(report_path.read_text())
+
+
+def test_rows(workdir: Path, seed: int) -> dict[str, dict] | None:
+    """{ranker: its row on the test file} for one seed's run: main.py as shipped, and with the old rule's weight."""
+    run_dir = newest_finished_run(workdir / f"seed{seed}")
+    if run_dir is None:
+        return None
+    shipped = main_report(workdir, seed, run_dir, "default")
+    rows = {("fused" if row["name"].startswith("fused") else row["name"]): row for row in shipped["runs"]}
+    best = json.loads((run_dir / "fusion.json").read_text())["best_setting"]
+    rows["fused"]["setting"] = f"{shipped['fusion_method']}:{shipped['fusion_weight']:.1f} (best on dev {best})"
+    weight = old_rule_weight(run_dir)
+    old = main_report(workdir, seed, run_dir, f"old_rule_minmax_{weight:.1f}", "--fusion_weight", str(weight),
+                      "--fusion_method", "minmax")
+    rows["fused, old rule"] = next(row for row in old["runs"] if row["name"].startswith("fused"))
+    rows["fused, old rule"]["setting"] = setting_key("minmax", weight)
     return rows
 
 
@@ -72,7 +95,7 @@ def report(workdir: Path, seeds: list[int]) -> None:
     print(f"\n### test_data_proptit.xlsx, README quick start ({len(per_seed)} seeds: {list(per_seed)}; mean ± std)\n")
     print("| ranker | " + " | ".join(REPORTED) + " |")
     print("|---|" + "---|" * len(REPORTED))
-    for ranker in ("first_stage", "fine_tuned", "fused"):
+    for ranker in ("first_stage", "fine_tuned", "fused, old rule", "fused"):
         values = {name: [rows[ranker]["metrics"][name] for rows in per_seed.values()] for name in REPORTED}
         cells = [f"{statistics.fmean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.3f}" for v in values.values()]
         print(f"| {ranker} | " + " | ".join(cells) + " |")
@@ -80,7 +103,8 @@ def report(workdir: Path, seeds: list[int]) -> None:
     for seed, rows in per_seed.items():
         fused, first = rows["fused"]["metrics"], rows["first_stage"]["metrics"]
         queries = rows["first_stage"]["queries"]
-        print(f"seed {seed}: fusion {rows['fused']['setting']}; fused - BM25 on the test file: "
+        print(f"seed {seed}: fusion {rows['fused']['setting']}, old rule {rows['fused, old rule']['setting']}; "
+              "fused - BM25 on the test file: "
               + ", ".join(f"{name} {fused[name] - first[name]:+.3f}" for name in REPORTED)
               + f" (one query = {1 / queries:.3f})")
 
