@@ -223,20 +223,49 @@ def test_ctrl_c_before_the_first_step_exits_130_and_removes_the_new_run(small_da
     process = subprocess.Popen([sys.executable, str(ROOT / "fine_tune_reranker.py"), *data_flags(small_data),
                                 *TRAINING_FLAGS, "--runs_root", str(runs_root)], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
+    lines, sent = [], False
     for line in process.stdout:  # The run folder exists once the negatives are mined; the model loads next.
         lines.append(line)
         if "training pairs:" in line:
             process.send_signal(signal.SIGINT)
+            sent = True
             break
     lines += process.stdout.readlines()
-    assert process.wait(timeout=300) == 130, "".join(lines)[-3000:]
+    assert process.wait(timeout=300) == 130, f"signal sent: {sent}\n" + "".join(lines)[-3000:]
     output = "".join(lines)
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
     assert "'loss'" not in output, "the signal came after training began; the test needs it before"
     (error,) = [line for line in lines if " ERROR " in line]
     assert "interrupted before the first checkpoint: removed" in error
     assert list(runs_root.iterdir()) == []
+
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # The dropped KeyboardInterrupt.
+def test_a_ctrl_c_that_a_destructor_swallowed_still_stops_before_training(monkeypatch):
+    """Python drops a KeyboardInterrupt raised inside `__del__`; the Ctrl-C must still end the run with 130."""
+    import threading
+
+    from reranker_kit import cli
+    from reranker_kit.training.trainer import GracefulInterruptCallback
+
+    class CollectedDuringTheCtrlC:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # Its KeyboardInterrupt is raised here, printed and dropped.
+
+    def job():
+        CollectedDuringTheCtrlC()
+        GracefulInterruptCallback().on_train_begin(None, None, None)
+        raise AssertionError("training began after a Ctrl-C")
+
+    monkeypatch.setattr(cli, "_INTERRUPTED", threading.Event())
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.run_cli(job)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stopped.value.code == 130
 
 
 # Resume: the base model is checked before loading; the run's totals cover every session.

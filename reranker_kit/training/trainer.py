@@ -17,6 +17,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from reranker_kit.cli import raise_if_interrupted
 from reranker_kit.run_folder import write_checkpoint_progress
 from reranker_kit.training.dataset import MODEL_INPUT_KEYS
 
@@ -86,6 +87,7 @@ class GracefulInterruptCallback(TrainerCallback):
         self._previous_handlers = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
+        raise_if_interrupted()  # A Ctrl-C while the model loaded stops here, before the first step.
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
 
