@@ -5,6 +5,7 @@ bundled MiniLM or a local folder) or are built from a config with random weights
 Run the scripts after `pip install -e .`, so that `reranker_kit` imports from anywhere.
 """
 
+import argparse
 import json
 import os
 import resource
@@ -90,6 +91,25 @@ def table(rows: list[list], header: list[str]) -> str:
              for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def run_kit_script(name: str, *flags: str, log: Path) -> int:
+    """Runs one of the kit's scripts (fine_tune_reranker.py, main.py) offline, its output into `log`; its exit code."""
+    with open(log, "w") as output:
+        # This module's import set HF_HUB_OFFLINE and TOKENIZERS_PARALLELISM; the child inherits them.
+        return subprocess.run([sys.executable, str(ROOT / name), *flags], stdout=output,
+                              stderr=subprocess.STDOUT).returncode
+
+
+def stage_arguments(doc: str, stages: tuple[str, ...]):
+    """`SCRIPT STAGE WORKDIR [--seeds ...]`, the command line of the multi-seed experiments; WORKDIR is created."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("stage", choices=stages)
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    return args
 
 
 def run_child(script: Path, args: list[str], timeout: float | None = None) -> dict:

@@ -11,31 +11,18 @@ fusion.json, and compare BM25, the fine-tuned reranker and the fused ranking on 
 parallel as separate commands.
 """
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-from reranker_kit.fusion import FUSION_WEIGHTS, GUARDED_METRICS, setting_key
-from reranker_kit.metrics import CUTOFFS
+from reranker_kit.fusion import best_setting, guarded_settings, parse_setting, setting_key
 from reranker_kit.run_folder import newest_finished_run
-from reranker_kit.testing import REPOSITORY_ROOT, SAMPLE_CORPUS_CSV, SAMPLE_TRAIN_XLSX
+from reranker_kit.testing import CPU_QUICK_START, REPOSITORY_ROOT, SAMPLE_CORPUS_CSV, SAMPLE_TRAIN_XLSX
+
+from _common import run_kit_script, stage_arguments
 
 TEST_XLSX = REPOSITORY_ROOT / "test_data_proptit.xlsx"
-# README's quick start, word for word, plus the seed and where the run goes.
-QUICK_START = ["--base_model", "bundled-minilm", "--max_seq_length", "128", "--epochs", "2", "--lr", "5e-5",
-               "--batch_size", "8", "--gradient_accumulation_steps", "1"]
 REPORTED = ("hit@3", "mrr@3", "hit@5", "mrr@5")
-ENVIRONMENT = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-
-
-def script(name: str, *flags: str, log: Path) -> int:
-    with open(log, "w") as output:
-        return subprocess.run([sys.executable, str(REPOSITORY_ROOT / name), *flags], stdout=output,
-                              stderr=subprocess.STDOUT, env=ENVIRONMENT).returncode
 
 
 def train(workdir: Path, seeds: list[int]) -> None:
@@ -44,30 +31,27 @@ def train(workdir: Path, seeds: list[int]) -> None:
         if newest_finished_run(runs_root):
             print(f"{runs_root.name}: finished already", flush=True)
             continue
-        code = script("fine_tune_reranker.py", "--corpus_csv", str(SAMPLE_CORPUS_CSV), "--train_xlsx",
-                      str(SAMPLE_TRAIN_XLSX), *QUICK_START, "--seed", str(seed), "--runs_root", str(runs_root),
-                      log=workdir / f"seed{seed}.train.log")
+        code = run_kit_script("fine_tune_reranker.py", "--corpus_csv", str(SAMPLE_CORPUS_CSV), "--train_xlsx",
+                              str(SAMPLE_TRAIN_XLSX), *CPU_QUICK_START, "--seed", str(seed), "--runs_root",
+                              str(runs_root), log=workdir / f"seed{seed}.train.log")
         print(f"{runs_root.name}: exit {code}", flush=True)
 
 
 def old_rule_weight(run_dir: Path) -> float:
     """The weight round 1's rule would have applied: min-max, best dev mrr@5 under the guard, no shrinking."""
     by_setting = json.loads((run_dir / "fusion.json").read_text())["dev_metrics_by_setting"]
-    first_stage = by_setting[setting_key("minmax", 0.0)]
-    guarded = [f"{name}@{k}" for name in GUARDED_METRICS for k in CUTOFFS]
-    safe = [weight for weight in FUSION_WEIGHTS if all(
-        by_setting[setting_key("minmax", weight)][name] >= first_stage[name] - 1e-12 for name in guarded)]
-    return max(safe, key=lambda weight: (by_setting[setting_key("minmax", weight)]["mrr@5"], -weight))
+    minmax = {key: means for key, means in by_setting.items() if parse_setting(key)[0] == "minmax"}
+    return parse_setting(best_setting(guarded_settings(minmax), minmax, "mrr@5"))[1]
 
 
 def main_report(workdir: Path, seed: int, run_dir: Path, name: str, *flags: str) -> dict:
     """main.py's JSON report of the test file for one run (kept beside the runs, so a rerun reads it)."""
     report_path = workdir / f"seed{seed}.{name}.json"
     if not report_path.is_file():
-        code = script("main.py", "--corpus_csv", str(SAMPLE_CORPUS_CSV), "--eval_xlsx", str(TEST_XLSX), "--reranker",
-                      str(run_dir), "--pretrained_reranker", "none", "--max_length", "128", "--runs_root",
-                      str(workdir / "reports"), "--output_json", str(report_path), *flags,
-                      log=workdir / f"seed{seed}.{name}.log")
+        code = run_kit_script("main.py", "--corpus_csv", str(SAMPLE_CORPUS_CSV), "--eval_xlsx", str(TEST_XLSX),
+                              "--reranker", str(run_dir), "--pretrained_reranker", "none", "--max_length", "128",
+                              "--runs_root", str(workdir / "reports"), "--output_json", str(report_path), *flags,
+                              log=workdir / f"seed{seed}.{name}.log")
         if code != 0:
             raise SystemExit(f"main.py failed for seed {seed}: see {workdir / f'seed{seed}.{name}.log'}")
     return json.loads(report_path.read_text())
@@ -110,12 +94,7 @@ def report(workdir: Path, seeds: list[int]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=("train", "report"))
-    parser.add_argument("workdir", type=Path)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    args = stage_arguments(__doc__, ("train", "report"))
     if args.stage == "train":
         train(args.workdir, args.seeds)
     else:

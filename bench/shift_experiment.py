@@ -14,10 +14,6 @@ hardest first); one side trains the model and chooses its fusion, the other side
 `train` skips runs that already finished, so it can be stopped and started again.
 """
 
-import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -28,15 +24,14 @@ from reranker_kit.metrics import mrr_at_k
 from reranker_kit.pipeline import retrieve_candidates
 from reranker_kit.retrieval import LexicalIndex
 from reranker_kit.run_folder import newest_finished_run
-from reranker_kit.testing import REPOSITORY_ROOT, SAMPLE_CORPUS_CSV, SAMPLE_TRAIN_XLSX
+from reranker_kit.testing import CPU_QUICK_START, SAMPLE_CORPUS_CSV, SAMPLE_TRAIN_XLSX
+
+from _common import run_kit_script, stage_arguments
 
 DIRECTIONS = ("hard_to_easy", "easy_to_hard")
 TRAIN_SHARE = 0.7
 DEPTH = 20
-# README's CPU quick start: the default recipe scaled to 2 CPU cores.
-CPU_RECIPE = ["--base_model", "bundled-minilm", "--max_seq_length", "128", "--epochs", "2", "--lr", "5e-5",
-              "--batch_size", "8", "--gradient_accumulation_steps", "1", "--eval_batch_size", "64",
-              "--logging_steps", "20"]
+CPU_RECIPE = [*CPU_QUICK_START, "--eval_batch_size", "64", "--logging_steps", "20"]
 
 
 def hardest_first(corpus: dict[int, str], queries: list[Query]) -> list[Query]:
@@ -75,22 +70,14 @@ def train(workdir: Path, seeds: list[int]) -> None:
             if newest_finished_run(runs_root):
                 print(f"{runs_root.name}: finished already", flush=True)
                 continue
-            command = [sys.executable, str(REPOSITORY_ROOT / "fine_tune_reranker.py"), "--corpus_csv",
-                       str(SAMPLE_CORPUS_CSV), "--train_xlsx", str(files[direction][0]), *CPU_RECIPE,
-                       "--seed", str(seed), "--runs_root", str(runs_root)]
-            with open(workdir / f"{runs_root.name}.log", "w") as log:
-                result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                                        env=dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false"))
-            print(f"{runs_root.name}: exit {result.returncode}", flush=True)
+            code = run_kit_script("fine_tune_reranker.py", "--corpus_csv", str(SAMPLE_CORPUS_CSV), "--train_xlsx",
+                                  str(files[direction][0]), *CPU_RECIPE, "--seed", str(seed), "--runs_root",
+                                  str(runs_root), log=workdir / f"{runs_root.name}.log")
+            print(f"{runs_root.name}: exit {code}", flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=("train", "evaluate"))
-    parser.add_argument("workdir", type=Path)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    args = parser.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    args = stage_arguments(__doc__, ("train", "evaluate"))
     if args.stage == "train":
         train(args.workdir, args.seeds)
     else:

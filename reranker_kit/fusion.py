@@ -112,6 +112,19 @@ def _within_one_standard_error(best: str, safe: list[str], means: dict, per_quer
     return best
 
 
+def guarded_settings(means: dict[str, dict[str, float]], ks: Sequence[int] = CUTOFFS) -> list[str]:
+    """The settings whose mean hit@k and mrr@k are all at least the first stage's (weight 0 among `means`)."""
+    first_stage = next(means[key] for key in means if parse_setting(key)[1] == 0.0)
+    guarded = [f"{name}@{k}" for name in GUARDED_METRICS for k in ks]
+    return [key for key, values in means.items() if all(values[name] >= first_stage[name] - 1e-12 for name in guarded)]
+
+
+def best_setting(keys: Sequence[str], means: dict[str, dict[str, float]], metric: str) -> str:
+    """The best `metric` among `keys`; ties go to the lower weight, then the earlier method."""
+    return max(keys, key=lambda key: (means[key][metric], -parse_setting(key)[1],
+                                      -FUSION_METHODS.index(parse_setting(key)[0])))
+
+
 def choose_fusion(per_query_by_setting: dict[str, dict[str, dict[str, float]]], metric: str,
                   ks: Sequence[int] = CUTOFFS, shrink: bool = True, prior_queries: int = PRIOR_QUERIES) -> FusionChoice:
     """The fusion setting for held-out queries' per-query metrics, {setting_key: {qid: {metric: value}}}.
@@ -119,10 +132,8 @@ def choose_fusion(per_query_by_setting: dict[str, dict[str, dict[str, float]]], 
     Weight 0 (the first stage alone) must be among the settings; it is always allowed.
     """
     means = {key: _means(rows) for key, rows in per_query_by_setting.items()}
-    first_stage = next(means[key] for key in means if parse_setting(key)[1] == 0.0)
-    guarded = [f"{name}@{k}" for name in GUARDED_METRICS for k in ks]
-    safe = [key for key, values in means.items() if all(values[name] >= first_stage[name] - 1e-12 for name in guarded)]
-    best = max(safe, key=lambda key: (means[key][metric], -parse_setting(key)[1], -FUSION_METHODS.index(parse_setting(key)[0])))
+    safe = guarded_settings(means, ks)
+    best = best_setting(safe, means, metric)
     chosen = _within_one_standard_error(best, safe, means, per_query_by_setting, metric) if shrink else best
     queries = len(next(iter(per_query_by_setting.values())))
     if shrink:

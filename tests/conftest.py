@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from reranker_kit.testing import CPU_QUICK_START
 from reranker_kit.testing import REPOSITORY_ROOT as ROOT
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -69,9 +70,7 @@ QUICK = ["--max_seq_length", "96", "--batch_size", "8", "--gradient_accumulation
          "--save_steps", "2", "--dev_top_n", "5", "--logging_steps", "1", "--eval_batch_size", "64"]
 
 
-# README's quick start: bench/quality_cv.sh's CPU settings, about 10 minutes on 2 cores.
-CPU_RECIPE = ["--base_model", "bundled-minilm", "--max_seq_length", "128", "--epochs", "2", "--lr", "5e-5",
-              "--batch_size", "8", "--gradient_accumulation_steps", "1"]
+CPU_RECIPE = CPU_QUICK_START  # README's quick start, about 10 minutes on 2 cores.
 
 
 def data_flags(small_data):
