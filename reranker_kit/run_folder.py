@@ -160,8 +160,9 @@ def newest_unfinished_run_with_checkpoint(runs_root: str | Path) -> Path | None:
     By the checkpoint's time, not the folder name: a run started earlier may have trained (and been
     resumed) since, and a folder dated by a wrong clock must not take its place.
     """
-    unfinished = [path for path in run_dirs_newest_first(runs_root) if checkpoints(path) and not is_complete(path)]
-    return max(unfinished, key=lambda path: checkpoints(path)[-1].stat().st_mtime, default=None)  # Ties: newest name.
+    saved = {path: checkpoints(path) for path in run_dirs_newest_first(runs_root) if not is_complete(path)}
+    unfinished = [path for path, found in saved.items() if found]
+    return max(unfinished, key=lambda path: saved[path][-1].stat().st_mtime, default=None)  # Ties: newest name.
 
 
 def checkpoints(run_dir: str | Path) -> list[Path]:
@@ -318,10 +319,12 @@ def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
 
 def fusion_first_stage(arguments: dict) -> dict:
     """What produced the dev candidates the fusion was chosen on; main.py warns when it ranks other candidates."""
+    from reranker_kit.retrieval.first_stage import EMBEDDING_METHODS
+
     retriever = "candidates_file" if arguments.get("candidates") else arguments["hard_neg_method"]
     described = {"retriever": retriever, "top_n": arguments["dev_top_n"],
                  "expanded_documents": bool(arguments.get("expand_documents"))}
-    if retriever in ("dense", "hybrid"):
+    if retriever in EMBEDDING_METHODS:
         described["embedding_model"] = arguments.get("embedding_model")
     return described
 

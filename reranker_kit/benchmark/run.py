@@ -28,6 +28,7 @@ from reranker_kit.run_folder import (
     RUN_PREFIX,
     base_model_name,
     create_run_dir,
+    fusion_first_stage,
     is_complete,
     newest_finished_run,
     run_info_problem,
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
     fusion = resolve_fusion(args, fine_tuned_path)
     if fusion is not None and args.fusion_weight == "auto":
-        warn_about_fusion_first_stage(fine_tuned_path, first_stage_info, args.top_n)
+        warn_about_fusion_first_stage(fine_tuned_path, args)
     rows = []
     rankings = {}  # (ranker, file) -> {qid: ranking}: report.html's per-query view.
     for name, queries in datasets.items():
@@ -172,7 +173,7 @@ def resolve_fusion(args, fine_tuned_path: Path | None) -> tuple[str, float] | No
     return method, weight
 
 
-def warn_about_fusion_first_stage(fine_tuned_path: Path, first_stage_info: dict, top_n: int) -> None:
+def warn_about_fusion_first_stage(fine_tuned_path: Path, args) -> None:
     """Says when the run's fusion weight was chosen on candidates unlike the ones ranked here.
 
     A weight tuned on BM25's top 20 says little about how to mix the reranker with a hybrid or an expanded
@@ -181,10 +182,8 @@ def warn_about_fusion_first_stage(fine_tuned_path: Path, first_stage_info: dict,
     chosen_on = stored_fusion_first_stage(fine_tuned_path)
     if chosen_on is None:  # Runs before the first stage was recorded in full.
         return
-    here = {"retriever": first_stage_info["method"], "top_n": top_n,
-            "expanded_documents": "expanded_with" in first_stage_info}
-    if here["retriever"] in ("dense", "hybrid"):
-        here["embedding_model"] = first_stage_info.get("embedding_model")
+    here = fusion_first_stage({"candidates": args.candidates, "hard_neg_method": args.retriever, "dev_top_n": args.top_n,
+                               "expand_documents": args.expand_documents, "embedding_model": args.embedding_model})
     differences = [f"{key} {chosen_on[key]!r} there, {value!r} here" for key, value in here.items()
                    if key in chosen_on and chosen_on[key] != value]
     if differences:

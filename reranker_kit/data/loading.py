@@ -152,7 +152,7 @@ def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
         if unknown:
             raise DataError(
                 f"{path}, row {row}: ground-truth document {', '.join(map(str, unknown))} is not an "
-                f"{CORPUS_ID_COLUMN} of the corpus ({_describe_ids(corpus)}). Fix the id or add the document "
+                f"{CORPUS_ID_COLUMN} of the corpus ({describe_ids(corpus)}). Fix the id or add the document "
                 "to the corpus CSV."
             )
         queries.append(
@@ -186,7 +186,7 @@ def difficulty_order(level: int | str) -> tuple:
     return (0, level, "") if isinstance(level, int) else (1, 0, level)
 
 
-def _describe_ids(corpus: dict[int, str]) -> str:
+def describe_ids(corpus: dict[int, str]) -> str:
     low, high = min(corpus), max(corpus)
     if len(corpus) == high - low + 1:
         return f"ids {low}..{high}"

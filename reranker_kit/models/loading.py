@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -151,21 +152,28 @@ def load_cross_encoder(name: str, *, dtype=None):
 
 
 def _from_pretrained(auto_class, resolved: str, **kwargs):
+    return load_cache_first(auto_class.from_pretrained, resolved, (
+        f"model {resolved!r} is not in the local Hugging Face cache and the Hub cannot be reached from "
+        f"this machine. Either run with --base_model {BUNDLED_MODEL_ALIAS} (the bundled offline model), "
+        f"or on a machine with internet run `huggingface-cli download {resolved} --local-dir "
+        f"models/{resolved.split('/')[-1]}`, copy that folder here and pass its path."), **kwargs)
+
+
+def load_cache_first(load: Callable, resolved: str, not_cached: str, **kwargs):
+    """`load(resolved, **kwargs)`: a folder directly; a Hub id from the local cache first.
+
+    The cache first, so pre-downloaded models work without network and without retries; a Hub id that is
+    not cached, on a machine that cannot reach the Hub, fails at once with `not_cached` as a ModelLoadError.
+    """
     if Path(resolved).is_dir():
-        return auto_class.from_pretrained(resolved, **kwargs)
-    # A Hub id: the cache first, so pre-downloaded models work without network and without retries.
+        return load(resolved, **kwargs)
     try:
-        return auto_class.from_pretrained(resolved, local_files_only=True, **kwargs)
+        return load(resolved, local_files_only=True, **kwargs)
     except OSError:
         pass
     if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
-        raise ModelLoadError(
-            f"model {resolved!r} is not in the local Hugging Face cache and the Hub cannot be reached from "
-            f"this machine. Either run with --base_model {BUNDLED_MODEL_ALIAS} (the bundled offline model), "
-            f"or on a machine with internet run `huggingface-cli download {resolved} --local-dir "
-            f"models/{resolved.split('/')[-1]}`, copy that folder here and pass its path."
-        )
-    return auto_class.from_pretrained(resolved, **kwargs)
+        raise ModelLoadError(not_cached)
+    return load(resolved, **kwargs)
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

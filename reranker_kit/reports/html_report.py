@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reranker_kit.data.loading import Query
+from reranker_kit.metrics import mrr_at_k
 
 HTML_REPORT_FILE = "report.html"
 FIRST_STAGE = "first_stage"
@@ -54,7 +55,7 @@ document.querySelectorAll('section.dataset').forEach(section=>{
 
 def reciprocal_rank(ranking: Sequence[int], relevant: Sequence[int]) -> float:
     """1 / rank of the first relevant document in the ranking (all of it, not a cut-off); 0 if none."""
-    return next((1.0 / rank for rank, doc_id in enumerate(ranking, start=1) if doc_id in relevant), 0.0)
+    return mrr_at_k(ranking, relevant, max(len(ranking), 1))
 
 
 def query_change(first_stage: Sequence[int], reranked: Sequence[int], relevant: Sequence[int]) -> tuple[str, float]:

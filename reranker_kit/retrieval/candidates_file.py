@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reranker_kit.data.loading import FIRST_DATA_ROW, Query, parse_ground_truth
+from reranker_kit.data.loading import FIRST_DATA_ROW, Query, describe_ids, parse_ground_truth
 from reranker_kit.data.splits import query_key
 from reranker_kit.errors import DataError
 from reranker_kit.pipeline import Candidates
@@ -110,7 +110,7 @@ def _ranked_list(path: Path, where: str, record: dict, corpus: dict[int, str]) -
     unknown = [doc_id for doc_id in doc_ids if doc_id not in corpus]
     if unknown:
         raise DataError(f"{path}, {where}: document {', '.join(map(str, unknown))} is not an STT of the corpus "
-                        f"({len(corpus)} documents, ids {min(corpus)}..{max(corpus)}). Fix the id, or rank the "
+                        f"({describe_ids(corpus)}). Fix the id, or rank the "
                         "corpus the kit evaluates (--corpus_csv).")
     repeated = sorted({doc_id for doc_id in doc_ids if doc_ids.count(doc_id) > 1})
     if repeated:

@@ -9,8 +9,6 @@ and an unchanged one loads in milliseconds. Queries are embedded at query time.
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from reranker_kit.errors import ModelLoadError
-from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS, _hub_reachable, resolve_model_name
+from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS, load_cache_first, resolve_model_name
 from reranker_kit.retrieval.base import batched_top_k
 
 logger = logging.getLogger(__name__)
@@ -77,21 +75,11 @@ def _load_sentence_transformer(name: str, resolved: str):
 
     hint = (f"Pass --embedding_model with a sentence-transformers model folder, a Hub id such as BAAI/bge-m3, or "
             f"'{BUNDLED_MODEL_ALIAS}' (all-MiniLM-L6-v2, English) offline")
-    if Path(resolved).is_dir():
-        try:
-            return SentenceTransformer(resolved)
-        except (OSError, ValueError) as problem:
-            raise ModelLoadError(f"cannot load embedding model {name!r} ({problem}). {hint}.") from None
+    not_cached = (f"embedding model {resolved!r} is not in the local Hugging Face cache and the Hub cannot be reached "
+                  f"from this machine. On a machine with internet run `huggingface-cli download {resolved} --local-dir "
+                  f"models/{resolved.split('/')[-1]}` and pass that folder. {hint}.")
     try:
-        return SentenceTransformer(resolved, local_files_only=True)
-    except OSError:
-        pass
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
-        raise ModelLoadError(f"embedding model {resolved!r} is not in the local Hugging Face cache and the Hub cannot "
-                             f"be reached from this machine. On a machine with internet run `huggingface-cli download "
-                             f"{resolved} --local-dir models/{resolved.split('/')[-1]}` and pass that folder. {hint}.")
-    try:
-        return SentenceTransformer(resolved)
+        return load_cache_first(SentenceTransformer, resolved, not_cached)
     except (OSError, ValueError) as problem:
         raise ModelLoadError(f"cannot load embedding model {name!r} ({problem}). {hint}.") from None
 
@@ -135,13 +123,12 @@ class EmbeddingCache:
 
     def save(self, key: str, embeddings: np.ndarray) -> Path | None:
         """Writes through a temporary file and a rename, so a reader never sees half an array."""
+        from reranker_kit.run_folder import write_file_atomic
+
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".tmp", delete=False) as handle:
-                np.save(handle, embeddings, allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(handle.name, self.folder / f"{key}.npy")
+            write_file_atomic(self.folder / f"{key}.npy", lambda temporary: np.save(temporary, embeddings,
+                                                                                   allow_pickle=False))
         except OSError as problem:
             logger.warning("cannot cache corpus embeddings under %s (%s): they are recomputed next time; pass "
                            "--embedding_cache_dir with a writable folder", self.folder, problem)

@@ -14,7 +14,9 @@ from reranker_kit.retrieval.lexical import LEXICAL_METHODS, LexicalIndex
 
 logger = logging.getLogger(__name__)
 
-RETRIEVER_METHODS = (*LEXICAL_METHODS, "dense", "hybrid")
+# The first stages that embed texts, and so take --embedding_model.
+EMBEDDING_METHODS = ("dense", "hybrid")
+RETRIEVER_METHODS = (*LEXICAL_METHODS, *EMBEDDING_METHODS)
 DEFAULT_EMBEDDING_MODEL = "BAAI/bge-m3"
 DEFAULT_EMBEDDING_CACHE = "outputs/.embedding_cache"
 
@@ -34,7 +36,7 @@ class FirstStage:
 
     @property
     def uses_embeddings(self) -> bool:
-        return self.method in ("dense", "hybrid")
+        return self.method in EMBEDDING_METHODS
 
     def index(self, documents: Sequence[str]) -> Retriever:
         """A retriever over `documents`; results refer to positions in this list."""

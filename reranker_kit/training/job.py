@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from reranker_kit.cli import parse_arguments
+from reranker_kit.cli import INTERRUPTED_EXIT_CODE, parse_arguments
 from reranker_kit.data.augmentation import answers_as_queries, passages_as_queries
 from reranker_kit.data.loading import Query, load_corpus, load_queries
 from reranker_kit.data.splits import fold_splits, merge_duplicate_queries, split_queries
@@ -118,7 +118,7 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     data = TrainingData(corpus, mined.train_groups, dev_queries, mined.dev_groups, mined.dev_candidates)
     result = train_reranker(args, data, run_dir, resume_checkpoint, started)
     if result is None:
-        sys.exit(130)  # Interrupted: a checkpoint was saved and the run can be resumed.
+        sys.exit(INTERRUPTED_EXIT_CODE)  # Interrupted: a checkpoint was saved and the run can be resumed.
     if result.is_main_process:
         summary = DataSummary(documents=len(corpus), train_queries=len(labelled_train_queries),
                               augmented_train_queries=len(train_queries), dev_queries=len(dev_queries),

@@ -12,6 +12,7 @@ from reranker_kit.errors import DataError
 from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.pipeline import Candidates, retrieve_candidates
 from reranker_kit.retrieval import FirstStage
+from reranker_kit.retrieval.first_stage import EMBEDDING_METHODS
 from reranker_kit.training.negatives import MiningReport, TrainingGroup, effective_hard_top_k, mine_training_groups
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def ranked_lists(args, corpus: dict[int, str], fallback, labelled_train_queries:
 
 def check_first_stage_inputs(args, corpus: dict[int, str]) -> None:
     """The embedding and teacher model names and the candidates file, checked before any folder is created."""
-    if args.hard_neg_method in ("dense", "hybrid"):
+    if args.hard_neg_method in EMBEDDING_METHODS:
         resolve_model_name(args.embedding_model)
     if args.teacher_model:
         resolve_model_name(args.teacher_model)

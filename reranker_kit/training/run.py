@@ -7,7 +7,6 @@ validation runs it once per fold.
 import logging
 import math
 import resource
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,14 +175,14 @@ def pretrained_dev_metrics(trainer: RerankerTrainer, run_dir: Path, resuming: bo
 
 
 def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: Path | None,
-                   started: float | None = None) -> TrainingResult | None:
+                   started: float) -> TrainingResult | None:
     """Trains and returns the result, or None when a signal stopped training after a checkpoint.
 
     `started`: when the run began, moved back by the time earlier sessions spent before the checkpoint.
     """
     model, tokenizer, resolved, max_length = load_model(args)
     trainer, interrupt = build_trainer(args, model, tokenizer, max_length, data, run_dir)
-    trainer.add_callback(CheckpointProgressCallback(args.base_model, started if started is not None else time.time()))
+    trainer.add_callback(CheckpointProgressCallback(args.base_model, started))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("transformers")]):
