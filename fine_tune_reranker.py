@@ -6,11 +6,11 @@ Example (offline, CPU):
 
 Everything lands in outputs/reranker-finetuned-YYYYMMDD-HHMMSS/ (or --output_dir); `training_info.json`
 is written last and marks the run as finished for `main.py`. `python fine_tune_reranker.py --help` lists
-every flag; the job itself is `reranker_kit.training.job`.
+every flag; the flags are `reranker_kit.commands.reranker_flags`, the job `reranker_kit.training.job`.
 """
 
-from reranker_kit.cli import run_cli
-from reranker_kit.training.job import main
+from reranker_kit.commands.common import run_cli
+from reranker_kit.commands.train_reranker import main
 
 if __name__ == "__main__":
     run_cli(main)

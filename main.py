@@ -8,11 +8,11 @@ fused with the first stage. Prints tables and writes CSV, JSON and a chart under
     python main.py
     python main.py --reranker outputs/reranker-finetuned-20261127-101500 --retriever tfidf
 
-The benchmark itself is `reranker_kit.benchmark.run`.
+The flags are `reranker_kit.commands.benchmark_flags`, the benchmark itself `reranker_kit.benchmark.run`.
 """
 
-from reranker_kit.benchmark.run import main
-from reranker_kit.cli import run_cli
+from reranker_kit.commands.benchmark import main
+from reranker_kit.commands.common import run_cli
 
 if __name__ == "__main__":
     run_cli(main)

@@ -4,7 +4,7 @@
     >>> reranker = Reranker(model_name="outputs/reranker-finetuned-20261127-101500")
     >>> scores, ranked_passages = reranker("CLB tuyển thành viên khi nào ạ?", passages)
 
-Run as a script, it exports a fine-tuned run for CPU serving (`reranker_kit.models.onnx_export`):
+Run as a script, it exports a fine-tuned run for CPU serving (`reranker_kit.commands.export`):
 
     python rerank.py export outputs/reranker-finetuned-20261127-101500 --onnx --int8
 
@@ -16,7 +16,7 @@ from reranker_kit.models.reranker import Reranker
 __all__ = ["Reranker"]
 
 if __name__ == "__main__":
-    from reranker_kit.cli import run_cli
-    from reranker_kit.models.onnx_export import main
+    from reranker_kit.commands.common import run_cli
+    from reranker_kit.commands.export import main
 
     run_cli(main)

@@ -54,7 +54,8 @@ def load_model(name: str, num_layers: int | None = None, attn_implementation: st
         description = (f"{XLMR_RANDOM} ({shape['num_hidden_layers']} layers, hidden 1024, vocab 250002, random "
                        f"weights; Unigram tokenizer trained on the sample)")
     else:
-        from reranker_kit.models.loading import load_cross_encoder, resolve_model_name
+        from reranker_kit.basics.model_files import resolve_model_name
+        from reranker_kit.models.loading import load_cross_encoder
 
         if attn_implementation:
             # BERT-family classes fix their attention at construction, so ask for it while loading; otherwise

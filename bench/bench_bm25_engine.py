@@ -32,7 +32,7 @@ def ours(documents: list[str], queries: list[str], k: int) -> tuple[np.ndarray, 
 def with_bm25s(documents: list[str], queries: list[str], k: int) -> tuple[np.ndarray, float]:
     import bm25s
 
-    from reranker_kit.retrieval.text import analyze
+    from reranker_kit.basics.text import analyze
 
     started = time.perf_counter()
     engine = bm25s.BM25(method="lucene", k1=1.5, b=0.75)

@@ -42,7 +42,7 @@ SAMPLE = "sample"
 
 def syllable_vocabulary() -> tuple[list[str], np.ndarray]:
     """The sample corpus's syllables, most frequent first, with their counts."""
-    from reranker_kit.retrieval.text import WORD_PATTERN
+    from reranker_kit.basics.text import WORD_PATTERN
 
     corpus, _ = load_sample()
     counts = Counter(s for text in corpus.values() for s in WORD_PATTERN.findall(text.lower()))

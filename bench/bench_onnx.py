@@ -44,8 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def test_candidates(args):
     """(queries, candidates, corpus, pairs): the sample test queries and their BM25 top_n, as main.py builds them."""
     from reranker_kit.data.loading import load_corpus, load_queries
-    from reranker_kit.pipeline import retrieve_candidates
     from reranker_kit.retrieval import LexicalIndex
+    from reranker_kit.retrieval.candidates import retrieve_candidates
 
     corpus = load_corpus(args.corpus_csv)
     queries = load_queries(args.test_xlsx, corpus)

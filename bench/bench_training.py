@@ -133,6 +133,8 @@ def train_path(model, tokenizer, dataset, collator, settings: dict, max_steps: i
     import torch
     from transformers import TrainingArguments
 
+    from reranker_kit.training.losses import BinaryCrossEntropyLoss
+
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
             output_dir=output_dir, **settings, num_train_epochs=EPOCHS, max_steps=max_steps, learning_rate=2e-5,
@@ -141,7 +143,7 @@ def train_path(model, tokenizer, dataset, collator, settings: dict, max_steps: i
             save_strategy="no", logging_strategy="no", report_to="none", seed=42, data_seed=42,
             dataloader_pin_memory=cuda, optim="adamw_torch_fused", disable_tqdm=True, use_cpu=not cuda)
         trainer = counting_trainer(model=model, args=training_args, train_dataset=dataset, data_collator=collator,
-                                   processing_class=tokenizer, loss="bce")
+                                   processing_class=tokenizer, loss=BinaryCrossEntropyLoss())
         clock = step_clock(trainer.counts, cuda)
         trainer.add_callback(clock)
         if cuda:
@@ -197,9 +199,9 @@ def run_path(args) -> dict:
     frozen = args.freeze_word_embeddings and not seed_style
     if frozen:
         model.get_input_embeddings().weight.requires_grad_(False)
-    dataset = build_train_dataset(groups, corpus, tokenizer, max_length, "bce")
+    dataset = build_train_dataset(groups, corpus, tokenizer, max_length, rows_are_groups=False)
     settings = path_settings(args, seed_style, cuda)
-    collator = seed_collator(tokenizer, max_length) if seed_style else CrossEncoderCollator(tokenizer, "bce")
+    collator = seed_collator(tokenizer, max_length) if seed_style else CrossEncoderCollator(tokenizer, rows_are_groups=False)
     rss_before = peak_rss_mib()
     output, marks, epoch_computed_tokens = train_path(model, tokenizer, dataset, collator, settings, args.max_steps, cuda)
     figures = {

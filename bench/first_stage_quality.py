@@ -17,8 +17,9 @@ import time
 from reranker_kit.data.loading import load_corpus, load_queries
 from reranker_kit.data.splits import fold_splits, merge_duplicate_queries
 from reranker_kit.metrics import per_query_metrics
-from reranker_kit.pipeline import rank, retrieve_candidates
+from reranker_kit.pipeline import rank
 from reranker_kit.retrieval import FirstStage, LexicalIndex
+from reranker_kit.retrieval.candidates import retrieve_candidates
 from reranker_kit.retrieval.dense import DenseIndex, SentenceEncoder
 from reranker_kit.retrieval.expansion import expanded_documents, queries_outside
 from reranker_kit.retrieval.hybrid import HybridIndex

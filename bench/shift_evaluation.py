@@ -21,8 +21,9 @@ from reranker_kit.fusion import (
     setting_key,
 )
 from reranker_kit.metrics import evaluate_rankings
-from reranker_kit.pipeline import rank, rerank_scores, retrieve_candidates
+from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.retrieval.candidates import retrieve_candidates
 from reranker_kit.run_folder import newest_finished_run, read_run_info
 from reranker_kit.testing import SAMPLE_CORPUS_CSV
 

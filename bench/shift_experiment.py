@@ -21,8 +21,8 @@ import pandas as pd
 from reranker_kit.data.loading import Query, load_corpus, load_queries
 from reranker_kit.data.splits import merge_duplicate_queries
 from reranker_kit.metrics import mrr_at_k
-from reranker_kit.pipeline import retrieve_candidates
 from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.retrieval.candidates import retrieve_candidates
 from reranker_kit.run_folder import newest_finished_run
 from reranker_kit.testing import CPU_QUICK_START, SAMPLE_CORPUS_CSV, SAMPLE_TRAIN_XLSX
 

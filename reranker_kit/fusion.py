@@ -21,15 +21,15 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from reranker_kit.basics.scores import normalise
 from reranker_kit.metrics import CUTOFFS, per_query_metrics
-from reranker_kit.pipeline import Candidates, rank
+from reranker_kit.pipeline import rank
+from reranker_kit.retrieval.candidates import Candidates
 
 FUSION_WEIGHTS = tuple(step / 10 for step in range(11))
 FUSION_METHODS = ("minmax", "zscore", "rrf")
 # A setting must keep these at least at the first stage's, at every cut-off.
 GUARDED_METRICS = ("hit", "mrr")
-# The usual constant of reciprocal rank fusion (Cormack et al., 2009).
-RRF_K = 60
 # The weight of the first stage's side in the evidence shrinkage, in queries: 20 dev queries (a 20% split
 # of a 100-query file) halve the weight; 100 pooled cross-validation queries keep 5/6 of it.
 PRIOR_QUERIES = 20
@@ -66,18 +66,6 @@ def parse_setting(key: str) -> tuple[str, float]:
     return method, float(weight)
 
 
-def normalise(values: np.ndarray, method: str) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return values
-    if method == "rrf":
-        ranks = np.empty(values.size)
-        ranks[np.argsort(-values, kind="stable")] = np.arange(1, values.size + 1)
-        return 1.0 / (RRF_K + ranks)
-    spread = values.max() - values.min() if method == "minmax" else values.std()
-    if spread == 0:
-        return np.zeros_like(values)
-    return (values - (values.min() if method == "minmax" else values.mean())) / spread
 
 
 def fuse(first_stage: np.ndarray, reranker: np.ndarray, weight: float, method: str = "minmax") -> np.ndarray:

@@ -5,22 +5,15 @@ last, atomically, after the model, tokenizer and metrics are on disk, so a run t
 killed (even in the middle of saving) is never taken for a finished model.
 """
 
-import difflib
 import json
 import logging
-import os
-import platform
 import re
 import shutil
-import tempfile
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from reranker_kit.errors import KitError
-from reranker_kit.models.loading import weights_problem
-from reranker_kit.training.result import DataSummary, TrainingResult
+from reranker_kit.basics.model_files import weights_problem
+from reranker_kit.fusion import FUSION_METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +24,10 @@ REPORT_PREFIX = "eval-"
 COMPLETION_MARKER = "training_info.json"
 # The first-stage/reranker fusion weight chosen on held-out queries; main.py applies it.
 FUSION_FILE = "fusion.json"
-DEV_METRICS_FILE = "dev_metrics.json"
-# The pretrained model's dev metrics, kept so a resumed run does not score them again.
-BASELINE_FILE = "baseline_dev_metrics.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Files a Trainer checkpoint holds; a folder without them is not one.
 CHECKPOINT_FILES = ("trainer_state.json", "config.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-# Written into each checkpoint by the kit: what a resume needs that the Trainer does not keep.
-PROGRESS_FILE = "run_progress.json"
 RUN_NAME_PATTERN = re.compile(rf"^{RUN_PREFIX}(\d{{8}}-\d{{6}})(?:-(\d+))?$")
 
 
@@ -127,31 +115,8 @@ def run_info_problem(run_dir: str | Path) -> str | None:
     return None if isinstance(info, dict) else f"{path} holds no JSON object"
 
 
-def nearest_model_folders(path: Path, count: int = 3) -> list[Path]:
-    """Model folders beside a path that does not exist, closest names first (else the newest names)."""
-    parent = path.parent
-    if not parent.is_dir():
-        return []
-    folders = {folder.name: folder for folder in parent.iterdir() if (folder / "config.json").is_file()}
-    close = difflib.get_close_matches(path.name, list(folders), n=count, cutoff=0.6)
-    return [folders[name] for name in close] or [folders[name] for name in sorted(folders, reverse=True)[:count]]
 
 
-def check_writable_folder(folder: str | Path, flag: str) -> None:
-    """Fails with the flag named unless `folder` is, or can be created as, a folder this process writes in.
-
-    Nothing is created: the scripts check every destination before any work whose result would be lost.
-    """
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        where = "is a file" if existing == folder else f"lies under {existing}, which is a file"
-        raise KitError(f"{flag} {folder} {where}, not a folder; give a folder path, or move that file away")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise KitError(f"{flag} {folder}: cannot write in {existing} (permission denied); give a folder you can "
-                       "write to")
 
 
 def newest_unfinished_run_with_checkpoint(runs_root: str | Path) -> Path | None:
@@ -181,20 +146,8 @@ def is_checkpoint(path: str | Path) -> bool:
     return has_weights and all((path / name).is_file() for name in CHECKPOINT_FILES)
 
 
-def write_checkpoint_progress(checkpoint: Path, base_model: str, wall_time_s: float) -> None:
-    """Records in a checkpoint the model the run started from and the wall time spent up to it."""
-    write_json_atomic(checkpoint / PROGRESS_FILE, {"base_model": base_model, "wall_time_s": wall_time_s})
 
 
-def read_checkpoint_progress(checkpoint: Path | None) -> dict:
-    """What `write_checkpoint_progress` recorded; empty for checkpoints written before it existed."""
-    path = Path(checkpoint) / PROGRESS_FILE if checkpoint else None
-    try:
-        progress = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        logger.warning("ignoring %s: it does not parse (the wall time and base-model check start from scratch)", path)
-        return {}
-    return progress if isinstance(progress, dict) else {}
 
 
 def checkpoint_steps(checkpoint: Path) -> tuple[int, int]:
@@ -226,50 +179,14 @@ def discard_unstarted_run(folder: Path, keep_folder: bool) -> bool:
     return True
 
 
-def write_file_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Has `write` fill a temporary file beside `path`, then renames it: readers never see half a file.
-
-    The temporary name keeps the suffix, so writers that choose a format by extension (charts) work.
-    """
-    path = Path(path)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(descriptor)
-    temporary = Path(name)
-    try:
-        write(temporary)
-        descriptor = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; a report is an ordinary file.
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
-def _umask() -> int:
-    try:  # Linux shows it without changing it; setting it to read it back races with other threads.
-        status = Path("/proc/self/status").read_text(encoding="ascii")
-        return int(re.search(r"^Umask:\s*([0-7]+)", status, re.MULTILINE).group(1), 8)
-    except (OSError, AttributeError):
-        return 0o022
 
 
-def write_json_atomic(path: str | Path, payload: dict) -> None:
-    """Writes JSON through a temporary file and a rename, so readers never see half a file."""
-    text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
-    write_file_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def read_baseline(run_dir: Path) -> dict | None:
-    path = run_dir / BASELINE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def write_baseline(run_dir: Path, metrics: dict) -> None:
-    write_json_atomic(run_dir / BASELINE_FILE, metrics)
 
 
 def read_run_info(run_dir: str | Path) -> dict | None:
@@ -299,8 +216,6 @@ def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
     A fusion.json that does not parse or holds something other than a weight in [0, 1] and a known
     method is ignored with a warning naming the file: a broken file must never steer the ranking.
     """
-    from reranker_kit.fusion import FUSION_METHODS
-
     path = Path(run_dir) / FUSION_FILE
     if not path.is_file():
         return None
@@ -317,16 +232,6 @@ def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
     return method, float(weight)
 
 
-def fusion_first_stage(arguments: dict) -> dict:
-    """What produced the dev candidates the fusion was chosen on; main.py warns when it ranks other candidates."""
-    from reranker_kit.retrieval.first_stage import EMBEDDING_METHODS
-
-    retriever = "candidates_file" if arguments.get("candidates") else arguments["hard_neg_method"]
-    described = {"retriever": retriever, "top_n": arguments["dev_top_n"],
-                 "expanded_documents": bool(arguments.get("expand_documents"))}
-    if retriever in EMBEDDING_METHODS:
-        described["embedding_model"] = arguments.get("embedding_model")
-    return described
 
 
 def stored_fusion_first_stage(run_dir: str | Path) -> dict | None:
@@ -348,58 +253,7 @@ def remove_model_files(run_dir: Path) -> None:
         (run_dir / weights).unlink(missing_ok=True)
 
 
-def dev_metrics_payload(result: TrainingResult) -> dict:
-    """dev_metrics.json: the fine-tuned model's metrics at the top level, the other rankers beside them."""
-    if result.dev is None:
-        return {}
-    return {**result.dev.fine_tuned, "baseline": result.dev.pretrained,
-            "metric_for_best_model": result.dev.metric_for_best_model, "first_stage": result.dev.first_stage,
-            "fused": result.dev.fused}
 
 
-def write_finished_run(run_dir: Path, arguments: dict, result: TrainingResult, data: DataSummary, started: float
-                       ) -> dict:
-    """Writes the run's metrics, curves and model card, then `training_info.json` last; returns that info."""
-    from reranker_kit.reports.model_card import write_model_card
-    from reranker_kit.reports.plots import plot_training_curves
-
-    dev_metrics = dev_metrics_payload(result)
-    write_json_atomic(run_dir / DEV_METRICS_FILE, dev_metrics)
-    write_json_atomic(run_dir / "train_results.json", result.train_metrics)
-    if result.fusion:
-        write_json_atomic(run_dir / FUSION_FILE, {**result.fusion.as_json(), **fusion_first_stage(arguments)})
-    plot_training_curves(result.log_history, dev_metrics.get("baseline"), arguments["metric_for_best_model"],
-                         run_dir / "training_curves.png")
-    info = {
-        "status": "complete",
-        "finished_at": datetime.now().isoformat(timespec="seconds"),
-        "arguments": arguments,
-        "base_model": result.base_model,
-        "data": data.as_dict(),
-        # Absolute, so main.py can find the labelled queries again from any folder (overlap warnings).
-        "train_xlsx": str(Path(arguments["train_xlsx"]).resolve()),
-        "pairs": data.train_pairs,
-        "best_checkpoint": result.best_checkpoint,
-        "library_versions": library_versions(),
-        "device": result.device,
-        "processes": result.world_size,
-        # Every session's time up to the checkpoint resumed from, then this session's.
-        "wall_time_s": time.time() - started,
-        "final_step": result.final_step,
-        "peak_memory_gib": result.peak_memory_gib,
-    }
-    write_model_card(run_dir / "README.md", info, dev_metrics)
-    write_json_atomic(run_dir / COMPLETION_MARKER, info)
-    return info
 
 
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {"python": platform.python_version()}
-    for package in ("torch", "transformers", "FlagEmbedding", "scikit-learn", "numpy", "pandas"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions

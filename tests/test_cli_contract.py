@@ -79,8 +79,8 @@ def test_main_refuses_an_unwritable_destination_before_scoring(small_data, tmp_p
 
 
 def test_a_report_file_that_cannot_be_written_never_loses_the_others(tmp_path):
+    from reranker_kit.basics.errors import KitError
     from reranker_kit.benchmark.report import write_report
-    from reranker_kit.errors import KitError
 
     metrics = {f"{name}@{k}": 0.5 for name in ("hit", "mrr") for k in (3, 5)}
     report = {"runs": [{"name": "first_stage", "dataset": "test", "difficulty": None, "queries": 2,
@@ -246,7 +246,8 @@ def test_a_ctrl_c_that_a_destructor_swallowed_still_stops_before_training(monkey
     """Python drops a KeyboardInterrupt raised inside `__del__`; the Ctrl-C must still end the run with 130."""
     import threading
 
-    from reranker_kit import cli
+    from reranker_kit.basics import interrupts
+    from reranker_kit.commands import common
     from reranker_kit.training.trainer import GracefulInterruptCallback
 
     class CollectedDuringTheCtrlC:
@@ -258,13 +259,14 @@ def test_a_ctrl_c_that_a_destructor_swallowed_still_stops_before_training(monkey
         GracefulInterruptCallback().on_train_begin(None, None, None)
         raise AssertionError("training began after a Ctrl-C")
 
-    monkeypatch.setattr(cli, "_INTERRUPTED", threading.Event())
-    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(interrupts, "_INTERRUPTED", threading.Event())
+    previous = {signum: signal.getsignal(signum) for signum in interrupts.STOP_SIGNALS}
     try:
         with pytest.raises(SystemExit) as stopped:
-            cli.run_cli(job)
+            common.run_cli(job)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     assert stopped.value.code == 130
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from reranker_kit.basics.errors import DataError
 from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries, parse_ground_truth
-from reranker_kit.errors import DataError
 
 from conftest import CORPUS_CSV, TEST_XLSX, TRAIN_XLSX, run_script, write_corpus, write_queries
 

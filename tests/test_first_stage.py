@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
+from reranker_kit.basics.errors import DataError
 from reranker_kit.data.loading import Query
-from reranker_kit.errors import DataError
 from reranker_kit.retrieval import FirstStage, LexicalIndex
 from reranker_kit.retrieval.candidates_file import RankedListRetriever, candidates_from_file, read_candidates_file
 from reranker_kit.retrieval.dense import DenseIndex, EmbeddingCache, model_fingerprint
@@ -109,7 +109,7 @@ def test_model_fingerprint_follows_small_files_by_content_and_weights_by_stamp(t
 
 def test_bundled_encoder_retrieves_and_its_cache_follows_the_model(tmp_path):
     """The real bi-encoder (English MiniLM): obvious English matches, and a changed model folder re-embeds."""
-    from reranker_kit.models.loading import bundled_model_path
+    from reranker_kit.basics.model_files import bundled_model_path
 
     documents = ["The membership fee is 100 dollars per term.", "Meetings are held on Wednesday evenings.",
                  "The computer lab is on the third floor of building A2."]
@@ -153,7 +153,7 @@ def test_main_never_expands_with_an_evaluated_query(tmp_path):
 
 
 def test_training_expands_with_training_queries_only():
-    from reranker_kit.training.arguments import build_parser
+    from reranker_kit.commands.reranker_flags import build_parser
     from reranker_kit.training.mining import mine
 
     corpus = {1: "Phí thành viên một trăm nghìn", 2: "Lịch sinh hoạt tối thứ tư", 3: "Phòng lab ở tầng ba"}

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from reranker_kit.fusion import FUSION_METHODS, choose_fusion, fuse, normalise, setting_key
+from reranker_kit.basics.scores import normalise
+from reranker_kit.fusion import FUSION_METHODS, choose_fusion, fuse, setting_key
 
 
 def test_normalisations_by_hand():

@@ -32,7 +32,8 @@ def test_no_function_in_the_package_or_the_benchmarks_is_longer_than_60_lines():
 
 def test_the_package_imports_from_another_folder_without_loading_torch(tmp_path):
     # Bad input must fail before torch loads: the CLIs' modules import no heavy library at import time.
-    code = ("import sys, reranker_kit.training.job, reranker_kit.benchmark.run; "
+    code = ("import sys, reranker_kit.commands.train_reranker, reranker_kit.commands.benchmark, "
+            "reranker_kit.commands.export; "
             "print(sorted(name for name in ('torch', 'transformers') if name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(ROOT), "PATH": ""})

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reranker_kit.errors import ModelLoadError
+from reranker_kit.basics.errors import ModelLoadError
 
 from conftest import run_script
 

@@ -8,10 +8,10 @@ import unicodedata
 import pandas as pd
 import pytest
 
+from reranker_kit.basics.text import analyze
 from reranker_kit.data.loading import load_corpus, load_queries, parse_ground_truth
 from reranker_kit.data.splits import fold_splits, merge_duplicate_queries, split_queries
 from reranker_kit.retrieval import LexicalIndex
-from reranker_kit.retrieval.text import analyze
 
 from conftest import run_script, write_corpus, write_queries
 

@@ -9,8 +9,9 @@ import pytest
 
 from reranker_kit.data.loading import load_corpus, load_queries
 from reranker_kit.metrics import evaluate_rankings
-from reranker_kit.pipeline import rank, retrieve_candidates
+from reranker_kit.pipeline import rank
 from reranker_kit.retrieval import LexicalIndex
+from reranker_kit.retrieval.candidates import retrieve_candidates
 
 from conftest import CORPUS_CSV, TEST_XLSX, TRAIN_XLSX
 

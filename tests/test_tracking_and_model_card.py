@@ -88,7 +88,7 @@ def test_model_card_counts_the_answers_and_corpus_sentences_a_default_run_used(t
 
 
 def test_hub_and_tracker_flags_reach_the_training_arguments(tmp_path):
-    from reranker_kit.training.arguments import build_parser
+    from reranker_kit.commands.reranker_flags import build_parser
     from reranker_kit.training.run import training_arguments
 
     args = build_parser().parse_args(["--push_to_hub", "--hub_model_id", "proptit-ai/reranker", "--hub_private_repo",
@@ -105,7 +105,7 @@ def test_push_uploads_the_card_in_the_run_folder_and_no_machine_paths(tracked_ru
     from huggingface_hub import HfApi
     from huggingface_hub.utils import filter_repo_objects
 
-    from reranker_kit.hub import files_to_push, push_run
+    from reranker_kit.training.hub import files_to_push, push_run
 
     run_dir, _ = tracked_run
     calls = {}

@@ -6,45 +6,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from reranker_kit.errors import KitError
+from reranker_kit.basics.errors import KitError
+from reranker_kit.basics.files import check_writable_folder, write_file_atomic, write_json_atomic
 from reranker_kit.reports.html_report import HTML_REPORT_FILE
-from reranker_kit.run_folder import check_writable_folder, write_file_atomic, write_json_atomic
+from reranker_kit.reports.tables import metrics_table
 
 logger = logging.getLogger("main")
-TABLE_METRICS = ("hit", "recall", "precision", "f1", "map", "mrr", "ndcg", "context_precision", "context_recall")
 
 
-def metrics_table(runs: list[dict], dataset: str, ks) -> pd.DataFrame:
-    """Metrics as rows (hit@3, ...), rankers as columns, for one dataset."""
-    columns = {run["name"]: run["metrics"] for run in runs if run["dataset"] == dataset}
-    index = [f"{metric}@{k}" for metric in TABLE_METRICS for k in ks]
-    return pd.DataFrame(columns, index=[key for key in index if key in next(iter(columns.values()))])
 
 
-def print_tables(runs: list[dict], ks) -> None:
-    for dataset in dict.fromkeys(run["dataset"] for run in runs):
-        count = next(run["queries"] for run in runs if run["dataset"] == dataset)
-        print(f"\n=== {dataset} ({count} queries) ===")
-        print(metrics_table(runs, dataset, ks).to_string(float_format=lambda value: f"{value:.4f}"))
 
 
-def difficulty_table(rows: list[dict], dataset: str, ks) -> pd.DataFrame:
-    """hit and mrr at the middle k for each difficulty level of one dataset, rankers as columns."""
-    k = sorted(ks)[len(ks) // 2]
-    cells: dict[str, dict[str, float]] = {}
-    for row in rows:
-        if row["dataset"] != dataset:
-            continue
-        for metric in ("hit", "mrr"):
-            label = f"difficulty {row['difficulty']} ({row['queries']} queries) {metric}@{k}"
-            cells.setdefault(row["name"], {})[label] = row["metrics"][f"{metric}@{k}"]
-    return pd.DataFrame(cells)
 
 
-def print_difficulty_tables(rows: list[dict], ks) -> None:
-    for dataset in dict.fromkeys(row["dataset"] for row in rows):
-        print(f"\n=== {dataset} by difficulty ===")
-        print(difficulty_table(rows, dataset, ks).to_string(float_format=lambda value: f"{value:.4f}"))
 
 
 def chart_path(report_dir: Path, dataset: str) -> Path:
@@ -68,7 +43,7 @@ def write_report(report: dict, report_dir: Path, output_json: Path | None, ks,
     `html_page` renders report_dir/report.html (`reports.html_report.render_html_report`); it runs last,
     because the page embeds the charts written before it.
     """
-    from reranker_kit.reports.plots import plot_metrics_by_k
+    from reranker_kit.reports.plots import plot_metrics_by_k  # Defers matplotlib until a report is written.
 
     flat = pd.DataFrame([{"ranker": row["name"], "dataset": row["dataset"], "difficulty": row["difficulty"] or "all",
                           "queries": row["queries"], **row["metrics"]} for row in report["runs"] + report["by_difficulty"]])

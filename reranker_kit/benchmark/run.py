@@ -3,32 +3,25 @@
 import logging
 from pathlib import Path
 
-from reranker_kit.benchmark.arguments import build_parser, validate_args
+from reranker_kit.basics.errors import DataError, KitError, ModelLoadError
+from reranker_kit.basics.model_files import resolve_model_name
 from reranker_kit.benchmark.candidates import first_stage_candidates
-from reranker_kit.benchmark.report import (
-    TABLE_METRICS,
-    chart_path,
-    check_report_destinations,
-    print_difficulty_tables,
-    print_tables,
-    write_report,
-)
-from reranker_kit.cli import parse_arguments
+from reranker_kit.benchmark.report import chart_path, check_report_destinations, write_report
+from reranker_kit.benchmark.settings import BenchmarkSettings
 from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries
 from reranker_kit.data.splits import query_key
-from reranker_kit.errors import DataError, KitError, ModelLoadError
 from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
-from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.reports.html_report import render_html_report
+from reranker_kit.reports.tables import TABLE_METRICS, print_difficulty_tables, print_tables
+from reranker_kit.retrieval.first_stage import describe_candidates
 from reranker_kit.run_folder import (
     COMPLETION_MARKER,
     REPORT_PREFIX,
     RUN_PREFIX,
     base_model_name,
     create_run_dir,
-    fusion_first_stage,
     is_complete,
     newest_finished_run,
     run_info_problem,
@@ -41,59 +34,60 @@ logger = logging.getLogger("main")
 DEFAULT_EVAL_FILES = ("train_data_proptit.xlsx", "test_data_proptit.xlsx")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_arguments(build_parser(), validate_args, argv)
+def run_benchmark(settings: BenchmarkSettings) -> None:
+    """Every ranker on every query file, printed and written as report files."""
 
     # Data: every file validated before any model is loaded.
-    corpus = load_corpus(args.corpus_csv)
-    eval_files = args.eval_xlsx or [name for name in DEFAULT_EVAL_FILES if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
+    corpus = load_corpus(settings.corpus_csv)
+    eval_files = settings.eval_xlsx or [name for name in DEFAULT_EVAL_FILES
+                                        if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
     datasets = {Path(path).stem: load_queries(path, corpus) for path in eval_files}
-    check_report_destinations(args.report_dir, args.runs_root, args.output_json)
+    check_report_destinations(settings.report_dir, settings.runs_root, settings.output_json)
 
     # First stage: one index over the corpus (or the user's ranked lists), all queries of a file together.
-    fine_tuned_path = find_fine_tuned(args)
-    candidates, first_stage_info = first_stage_candidates(args, corpus, datasets, fine_tuned_path)
+    fine_tuned_path = find_fine_tuned(settings)
+    candidates, first_stage_info = first_stage_candidates(settings, corpus, datasets, fine_tuned_path)
 
     # Rerankers to compare, then every ranker's metrics per file and per difficulty.
     warn_about_seen_queries(datasets, fine_tuned_path, corpus)
-    pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
-    fusion = resolve_fusion(args, fine_tuned_path)
-    if fusion is not None and args.fusion_weight == "auto":
-        warn_about_fusion_first_stage(fine_tuned_path, args)
+    pretrained_name = pretrained_reranker_name(settings, fine_tuned_path)
+    fusion = resolve_fusion(settings, fine_tuned_path)
+    if fusion is not None and settings.fusion_weight == "auto":
+        warn_about_fusion_first_stage(fine_tuned_path, settings)
     rows = []
     rankings = {}  # (ranker, file) -> {qid: ranking}: report.html's per-query view.
     for name, queries in datasets.items():
         first_stage = rankings["first_stage", name] = rank(candidates[name].first_stage_scores, candidates[name])
-        rows += ranker_rows("first_stage", name, queries, first_stage, corpus, args.k)
+        rows += ranker_rows("first_stage", name, queries, first_stage, corpus, settings.k)
     for label, model_name in (("pretrained", pretrained_name), ("fine_tuned", fine_tuned_path)):
         rows += reranker_rows(label, model_name, fusion if label == "fine_tuned" else None, datasets, candidates,
-                              corpus, args, rankings)
+                              corpus, settings, rankings)
 
     # Report: tables on screen, CSV/JSON/PNG on disk.
-    report_dir = Path(args.report_dir) if args.report_dir else create_run_dir(args.runs_root, prefix=REPORT_PREFIX)
-    report = {"corpus_csv": args.corpus_csv, "retriever": first_stage_info["method"], "first_stage": first_stage_info,
-              "top_n": args.top_n, "k": args.k,
+    report_dir = Path(settings.report_dir) if settings.report_dir else create_run_dir(settings.runs_root, prefix=REPORT_PREFIX)
+    report = {"corpus_csv": settings.corpus_csv, "retriever": first_stage_info["method"], "first_stage": first_stage_info,
+              "top_n": settings.top_n, "k": settings.k,
               "fine_tuned_reranker": str(fine_tuned_path) if fine_tuned_path else None,
               "pretrained_reranker": pretrained_name,
               "fusion_method": fusion[0] if fusion else None, "fusion_weight": fusion[1] if fusion else None,
               "runs": [row for row in rows if row["difficulty"] is None],
               "by_difficulty": [row for row in rows if row["difficulty"] is not None]}
-    print_tables(report["runs"], args.k)
-    print_difficulty_tables(report["by_difficulty"], args.k)
+    print_tables(report["runs"], settings.k)
+    print_difficulty_tables(report["by_difficulty"], settings.k)
     charts = {name: chart_path(report_dir, name) for name in datasets}
-    write_report(report, report_dir, Path(args.output_json) if args.output_json else None, args.k,
+    write_report(report, report_dir, Path(settings.output_json) if settings.output_json else None, settings.k,
                  lambda: render_html_report(report, datasets, rankings, corpus, charts))
 
 
 def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, datasets: dict, candidates: dict, corpus,
-                  args, rankings: dict) -> list[dict]:
+                  settings, rankings: dict) -> list[dict]:
     """One reranker's rows for every file, and the fused rows when a (method, weight) is given.
 
     Each ranking is also kept in `rankings`, keyed (ranker, file), for the per-query report.
     """
     if model_name is None:
         return []
-    reranker = load_reranker(model_name, args, required=label == "fine_tuned")
+    reranker = load_reranker(model_name, settings, required=label == "fine_tuned")
     if reranker is None:
         return []
     rows = []
@@ -101,21 +95,21 @@ def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, data
         logger.info("%s: reranking %s (%d pairs)", label, name, sum(map(len, candidates[name].ids.values())))
         scores = rerank_scores(reranker.compute_score, queries, candidates[name], corpus)
         rankings[label, name] = rank(scores, candidates[name])
-        rows += ranker_rows(label, name, queries, rankings[label, name], corpus, args.k)
+        rows += ranker_rows(label, name, queries, rankings[label, name], corpus, settings.k)
         if fusion is not None:
             method, weight = fusion
             fused_label = f"fused_{method}_w{weight:.1f}"
             rankings[fused_label, name] = rank(fused_scores(candidates[name], scores, weight, method), candidates[name])
-            rows += ranker_rows(fused_label, name, queries, rankings[fused_label, name], corpus, args.k)
+            rows += ranker_rows(fused_label, name, queries, rankings[fused_label, name], corpus, settings.k)
     return rows
 
 
-def find_fine_tuned(args) -> Path | None:
-    if args.reranker == "none":
+def find_fine_tuned(settings: BenchmarkSettings) -> Path | None:
+    if settings.reranker == "none":
         return None
-    if args.reranker != "auto":
-        resolve_model_name(args.reranker)  # A missing folder or damaged weights fail now, before any model loads.
-        path = Path(args.reranker)
+    if settings.reranker != "auto":
+        resolve_model_name(settings.reranker)  # A missing folder or damaged weights fail now, before any model loads.
+        path = Path(settings.reranker)
         if path.is_dir() and path.name.startswith(RUN_PREFIX) and not is_complete(path):
             raise KitError(f"--reranker {path} is an unfinished run (no {COMPLETION_MARKER}); pick a finished run "
                            "or one of its checkpoint-N folders")
@@ -123,13 +117,13 @@ def find_fine_tuned(args) -> Path | None:
         if problem:
             raise KitError(f"--reranker {path}: {problem}; train that run again, or pick another run")
         return path
-    run_dir = newest_finished_run(args.runs_root)
+    run_dir = newest_finished_run(settings.runs_root)
     if run_dir is not None:
-        logger.info("fine-tuned reranker: %s (newest finished run under %s)", run_dir, args.runs_root)
+        logger.info("fine-tuned reranker: %s (newest finished run under %s)", run_dir, settings.runs_root)
         return run_dir
     logger.warning("no finished run under %s: reporting the first stage%s only. Fine-tune first with "
-                   "fine_tune_reranker.py, or pass --reranker PATH.", args.runs_root,
-                   "" if args.pretrained_reranker == "none" else " and the pretrained reranker")
+                   "fine_tune_reranker.py, or pass --reranker PATH.", settings.runs_root,
+                   "" if settings.pretrained_reranker == "none" else " and the pretrained reranker")
     return None
 
 
@@ -152,28 +146,28 @@ def warn_about_seen_queries(datasets: dict, fine_tuned_path: Path | None, corpus
                            examples, "; ..." if len(seen) > 3 else "")
 
 
-def pretrained_reranker_name(args, fine_tuned_path: Path | None) -> str | None:
-    if args.pretrained_reranker == "none":
+def pretrained_reranker_name(settings: BenchmarkSettings, fine_tuned_path: Path | None) -> str | None:
+    if settings.pretrained_reranker == "none":
         return None
-    if args.pretrained_reranker != "auto":
-        return args.pretrained_reranker
+    if settings.pretrained_reranker != "auto":
+        return settings.pretrained_reranker
     return base_model_name(fine_tuned_path) if fine_tuned_path and fine_tuned_path.is_dir() else None
 
 
-def resolve_fusion(args, fine_tuned_path: Path | None) -> tuple[str, float] | None:
+def resolve_fusion(settings: BenchmarkSettings, fine_tuned_path: Path | None) -> tuple[str, float] | None:
     """(method, weight) for the fused row: the flags, else what the training run chose on held-out queries."""
-    if args.fusion_weight == "none" or fine_tuned_path is None:
+    if settings.fusion_weight == "none" or fine_tuned_path is None:
         return None
     stored = stored_fusion(fine_tuned_path) if fine_tuned_path.is_dir() else None  # A Hub model has none.
-    if args.fusion_weight == "auto" and stored is None:
+    if settings.fusion_weight == "auto" and stored is None:
         logger.info("%s has no usable fusion choice (trained without dev queries?): no fused row", fine_tuned_path)
         return None
-    method = args.fusion_method if args.fusion_method != "auto" else (stored[0] if stored else "minmax")
-    weight = float(args.fusion_weight) if args.fusion_weight != "auto" else stored[1]
+    method = settings.fusion_method if settings.fusion_method != "auto" else (stored[0] if stored else "minmax")
+    weight = float(settings.fusion_weight) if settings.fusion_weight != "auto" else stored[1]
     return method, weight
 
 
-def warn_about_fusion_first_stage(fine_tuned_path: Path, args) -> None:
+def warn_about_fusion_first_stage(fine_tuned_path: Path, settings: BenchmarkSettings) -> None:
     """Says when the run's fusion weight was chosen on candidates unlike the ones ranked here.
 
     A weight tuned on BM25's top 20 says little about how to mix the reranker with a hybrid or an expanded
@@ -182,8 +176,8 @@ def warn_about_fusion_first_stage(fine_tuned_path: Path, args) -> None:
     chosen_on = stored_fusion_first_stage(fine_tuned_path)
     if chosen_on is None:  # Runs before the first stage was recorded in full.
         return
-    here = fusion_first_stage({"candidates": args.candidates, "hard_neg_method": args.retriever, "dev_top_n": args.top_n,
-                               "expand_documents": args.expand_documents, "embedding_model": args.embedding_model})
+    here = describe_candidates(settings.retriever, settings.top_n, settings.expand_documents, settings.embedding_model,
+                               from_file=settings.candidates is not None)
     differences = [f"{key} {chosen_on[key]!r} there, {value!r} here" for key, value in here.items()
                    if key in chosen_on and chosen_on[key] != value]
     if differences:
@@ -192,11 +186,11 @@ def warn_about_fusion_first_stage(fine_tuned_path: Path, args) -> None:
                        "give --fusion_weight", fine_tuned_path, "; ".join(differences))
 
 
-def load_reranker(model_name, args, required: bool):
+def load_reranker(model_name, settings: BenchmarkSettings, required: bool):
     from reranker_kit.models.reranker import Reranker  # torch and transformers only when a reranker is compared.
 
     try:
-        reranker = Reranker(model_name=str(model_name), max_length=args.max_length, batch_size=args.batch_size,
+        reranker = Reranker(model_name=str(model_name), max_length=settings.max_length, batch_size=settings.batch_size,
                             show_progress_bar=True)
     except ModelLoadError as problem:
         if required:

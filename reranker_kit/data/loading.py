@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reranker_kit.errors import DataError
-from reranker_kit.retrieval.text import clean_unicode
+from reranker_kit.basics.errors import DataError
+from reranker_kit.basics.text import clean_unicode
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from reranker_kit.basics.errors import KitError
+from reranker_kit.basics.text import normalize_text
 from reranker_kit.data.loading import Query
-from reranker_kit.errors import KitError
-from reranker_kit.retrieval.text import normalize_text
 
 logger = logging.getLogger(__name__)
 # How many repeated queries a warning names before summarising.

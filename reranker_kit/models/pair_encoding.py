@@ -76,9 +76,6 @@ def score_with(forward: Callable[[dict[str, torch.Tensor]], np.ndarray], tokeniz
     return scores
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Logits to probabilities, as FlagReranker's `normalize=True`."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
 def _silence_pad_advice(tokenizer) -> None:

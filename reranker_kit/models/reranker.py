@@ -13,8 +13,10 @@ from collections.abc import Iterable
 
 import torch
 
+from reranker_kit.basics.scores import sigmoid
 from reranker_kit.models.loading import load_cross_encoder
-from reranker_kit.models.pair_encoding import position_limit, score_pairs, score_with, sigmoid
+from reranker_kit.models.onnx_export import load_onnx_model
+from reranker_kit.models.pair_encoding import position_limit, score_pairs, score_with
 
 __all__ = ["Reranker"]
 
@@ -67,8 +69,6 @@ class Reranker:
         self.model.to(self.device).eval()
 
     def _load_onnx(self, model_name: str, use_fp16: bool | None) -> None:
-        from reranker_kit.models.onnx_export import load_onnx_model
-
         if self.device.type != "cpu":
             raise ValueError(f"backend {self.backend!r} runs on the CPU (ONNX Runtime's CPU provider); pass "
                              "device='cpu', or backend='torch' for a GPU")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from reranker_kit.data.loading import Query
 from reranker_kit.metrics import mrr_at_k
+from reranker_kit.reports.tables import difficulty_table, metrics_table
 
 HTML_REPORT_FILE = "report.html"
 FIRST_STAGE = "first_stage"
@@ -75,8 +76,6 @@ def render_html_report(report: dict, datasets: dict[str, list[Query]],
 
     `benchmark.report.write_report` writes it with the other report files, each atomically.
     """
-    from reranker_kit.benchmark.report import difficulty_table, metrics_table
-
     ks = report["k"]
     sections = []
     for dataset, queries in datasets.items():

@@ -6,31 +6,40 @@ was: the counts of labelled queries, answers and corpus sentences the run used. 
 the folders of the machine that trained it.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS, BUNDLED_MODEL_HUB_ID
+from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, BUNDLED_MODEL_HUB_ID
 
 LIBRARY_NAME = "sentence-transformers"  # The Hub lists rerankers under it; the folder also loads in transformers.
 PIPELINE_TAG = "text-ranking"
 TAGS = ["reranker", "cross-encoder", "text-ranking", "transformers", "vietnamese"]
-# Settings shown in the card: the flags that shape the model (paths are left out on purpose).
-CARD_FLAGS = ("loss", "epochs", "max_steps", "lr", "warmup_ratio", "weight_decay", "batch_size",
-              "gradient_accumulation_steps", "max_seq_length", "freeze_word_embeddings", "num_hard_negatives",
-              "num_random_negatives", "hard_neg_method", "hard_neg_top_k", "augment_with_answers",
-              "pseudo_queries_per_document", "dev_ratio", "metric_for_best_model", "fp16", "bf16", "seed")
 RANKING_PREFIXES = ("hit@", "mrr@", "ndcg@")
 
 
-def write_model_card(path: Path, info: dict, dev_metrics: dict) -> None:
+@dataclass(frozen=True)
+class CardFacts:
+    """What the card says about how the run was set up (the rest comes from training_info.json's record)."""
+
+    corpus_file: str  # File names only: the card never names a folder of the training machine.
+    train_file: str
+    dev_top_n: int
+    augment_with_answers: bool
+    pseudo_queries_per_document: int
+    settings: dict  # {flag: value} of the settings that shape the model, shown as a table.
+    hub_model_id: str | None = None
+    hub_dataset_id: str | None = None
+
+
+def write_model_card(path: Path, info: dict, dev_metrics: dict, facts: CardFacts) -> None:
     """Writes README.md: Hub metadata, then what the model was trained on, how it scored and how to load it."""
     from huggingface_hub import ModelCard
 
-    args = info["arguments"]
-    model_name = (args.get("hub_model_id") or path.parent.name).split("/")[-1]
-    body = [f"# {model_name}", "", *_origin(info), *_training_data(info), *_settings(args),
-            *_dev_table(dev_metrics), *_usage(args.get("hub_model_id")),
+    model_name = (facts.hub_model_id or path.parent.name).split("/")[-1]
+    body = [f"# {model_name}", "", *_origin(info), *_training_data(info, facts), *_settings(facts.settings),
+            *_dev_table(dev_metrics), *_usage(facts.hub_model_id),
             f"Trained in {info['wall_time_s']:.0f} s on {info['device']}.", ""]
-    card = ModelCard(f"---\n{_metadata(info, dev_metrics, model_name).to_yaml()}\n---\n\n" + "\n".join(body))
+    card = ModelCard(f"---\n{_metadata(info, dev_metrics, model_name, facts).to_yaml()}\n---\n\n" + "\n".join(body))
     card.save(path)
 
 
@@ -42,14 +51,13 @@ def hub_base_model(info: dict) -> str | None:
     return name if name == resolved else None
 
 
-def _metadata(info: dict, dev_metrics: dict, model_name: str):
+def _metadata(info: dict, dev_metrics: dict, model_name: str, facts: CardFacts):
     from huggingface_hub import EvalResult, ModelCardData
 
-    args = info["arguments"]
-    dataset_id = args.get("hub_dataset_id")
+    dataset_id = facts.hub_dataset_id
     results = [EvalResult(task_type=PIPELINE_TAG, task_name="Reranking the first stage's top "
-                          f"{args['dev_top_n']} candidates", dataset_type=dataset_id or Path(args["train_xlsx"]).stem,
-                          dataset_name=f"{Path(args['train_xlsx']).name}, held-out dev queries", dataset_split="dev",
+                          f"{facts.dev_top_n} candidates", dataset_type=dataset_id or Path(facts.train_file).stem,
+                          dataset_name=f"{facts.train_file}, held-out dev queries", dataset_split="dev",
                           metric_type=key, metric_name=key, metric_value=round(float(value), 4))
                for key, value in dev_metrics.items() if key.startswith(RANKING_PREFIXES)]
     return ModelCardData(base_model=hub_base_model(info), language=["vi"], library_name=LIBRARY_NAME,
@@ -69,23 +77,23 @@ def _origin(info: dict) -> list[str]:
     return lines
 
 
-def _training_data(info: dict) -> list[str]:
-    args, data, pairs = info["arguments"], info["data"], info["pairs"]
+def _training_data(info: dict, facts: CardFacts) -> list[str]:
+    data, pairs = info["data"], info["pairs"]
     answers, sentences = data.get("answer_queries", 0), data.get("corpus_sentence_queries", 0)
     if answers:
         answer_line = f"- {answers} ground-truth answers of those queries, each as an extra query"
     else:
         answer_line = "- no ground-truth answers as extra queries" + (
-            "" if args["augment_with_answers"] else " (`--no-augment_with_answers`)")
+            "" if facts.augment_with_answers else " (`--no-augment_with_answers`)")
     if sentences:
         sentence_line = (f"- {sentences} sentences of the corpus's documents (up to "
-                         f"{args['pseudo_queries_per_document']} per document), each as a query for its document")
+                         f"{facts.pseudo_queries_per_document} per document), each as a query for its document")
     else:
         sentence_line = "- no corpus sentences as extra queries" + (
-            "" if args["pseudo_queries_per_document"] else " (`--pseudo_queries_per_document 0`)")
+            "" if facts.pseudo_queries_per_document else " (`--pseudo_queries_per_document 0`)")
     return ["## Training data", "",
-            f"- {data['train_queries']} labelled queries from `{Path(args['train_xlsx']).name}` over the "
-            f"{data['documents']} documents of `{Path(args['corpus_csv']).name}`; {data['dev_queries']} more held "
+            f"- {data['train_queries']} labelled queries from `{facts.train_file}` over the "
+            f"{data['documents']} documents of `{facts.corpus_file}`; {data['dev_queries']} more held "
             "out as dev queries (never trained on)",
             answer_line, sentence_line,
             f"- {data['augmented_train_queries']} training queries in all, giving {pairs.get('positive_pairs', 0)} "
@@ -93,8 +101,8 @@ def _training_data(info: dict) -> list[str]:
             f"{pairs.get('random_negative_pairs', 0)} random negative pairs", ""]
 
 
-def _settings(args: dict) -> list[str]:
-    rows = [f"| `--{flag}` | {args[flag]} |" for flag in CARD_FLAGS if flag in args]
+def _settings(settings: dict) -> list[str]:
+    rows = [f"| `--{flag}` | {value} |" for flag, value in settings.items()]
     return ["## Training settings", "", "| flag | value |", "|---|---|", *rows, ""]
 
 

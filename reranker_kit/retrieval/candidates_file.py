@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from reranker_kit.basics.errors import DataError
+from reranker_kit.basics.text import clean_unicode
 from reranker_kit.data.loading import FIRST_DATA_ROW, Query, describe_ids, parse_ground_truth
 from reranker_kit.data.splits import query_key
-from reranker_kit.errors import DataError
-from reranker_kit.pipeline import Candidates
-from reranker_kit.retrieval.text import clean_unicode
+from reranker_kit.retrieval.candidates import Candidates
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reranker_kit.errors import ModelLoadError
-from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS, load_cache_first, resolve_model_name
+from reranker_kit.basics.errors import ModelLoadError
+from reranker_kit.basics.files import write_file_atomic
+from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, load_cache_first, resolve_model_name
 from reranker_kit.retrieval.base import batched_top_k
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,6 @@ class EmbeddingCache:
 
     def save(self, key: str, embeddings: np.ndarray) -> Path | None:
         """Writes through a temporary file and a rename, so a reader never sees half an array."""
-        from reranker_kit.run_folder import write_file_atomic
 
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reranker_kit.retrieval.base import Retriever
+from reranker_kit.retrieval.dense import DenseIndex, SentenceEncoder
+from reranker_kit.retrieval.hybrid import HYBRID_DENSE_WEIGHT, HYBRID_FUSION, HybridIndex
 from reranker_kit.retrieval.lexical import LEXICAL_METHODS, LexicalIndex
 
 logger = logging.getLogger(__name__)
@@ -42,35 +44,31 @@ class FirstStage:
         """A retriever over `documents`; results refer to positions in this list."""
         if self.method in LEXICAL_METHODS:
             return LexicalIndex(documents, method=self.method)
-        from reranker_kit.retrieval.dense import DenseIndex, SentenceEncoder
-
         if self._encoder is None:
             self._encoder = SentenceEncoder.load(self.embedding_model)
         dense = DenseIndex(documents, self._encoder, self.cache_dir)
         if self.method == "dense":
             return dense
-        from reranker_kit.retrieval.hybrid import HybridIndex
-
         return HybridIndex(LexicalIndex(documents, method="bm25"), dense)
 
     def describe(self) -> dict:
         """What a report records about the first stage."""
         if not self.uses_embeddings:
             return {"method": self.method}
-        from reranker_kit.retrieval.hybrid import HYBRID_DENSE_WEIGHT, HYBRID_FUSION
-
         described = {"method": self.method, "embedding_model": self.embedding_model}
         if self.method == "hybrid":
             described.update(lexical="bm25", fusion=HYBRID_FUSION, dense_weight=HYBRID_DENSE_WEIGHT)
         return described
 
 
-def add_embedding_flags(group) -> None:
-    """--embedding_model and --embedding_cache_dir, the same in main.py and fine_tune_reranker.py."""
-    from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
 
-    group.add_argument("--embedding_model", type=str, default=DEFAULT_EMBEDDING_MODEL,
-                       help="Sentence-transformers model of the dense and hybrid first stages: a Hub id, a folder, or "
-                            f"'{BUNDLED_MODEL_ALIAS}' (English all-MiniLM-L6-v2, offline).")
-    group.add_argument("--embedding_cache_dir", type=str, default=DEFAULT_EMBEDDING_CACHE,
-                       help="Where corpus embeddings are cached, keyed by the documents and the model.")
+
+def describe_candidates(retriever: str, top_n: int, expanded_documents: bool, embedding_model: str | None,
+                        from_file: bool = False) -> dict:
+    """What produced a set of candidates: training records it with the fusion weight chosen on its dev candidates
+    (fusion.json), and main.py compares it with its own first stage to warn when the two differ."""
+    retriever = "candidates_file" if from_file else retriever
+    described = {"retriever": retriever, "top_n": top_n, "expanded_documents": bool(expanded_documents)}
+    if retriever in EMBEDDING_METHODS:
+        described["embedding_model"] = embedding_model
+    return described

@@ -1,6 +1,6 @@
 """Hybrid first stage: BM25 and a dense bi-encoder, their scores min-max normalised per query and summed.
 
-`fused = w * normalise(dense) + (1 - w) * normalise(bm25)` over every document, with `fusion.normalise`
+`fused = w * normalise(dense) + (1 - w) * normalise(bm25)` over every document, with `basics.scores.normalise`
 (the normalisations that also fuse the first stage with the reranker), w = 0.5. Min-max, not reciprocal
 ranks: on the sample (bench/QUALITY.md) it beat reciprocal rank fusion on every hit@k and mrr@k, on the
 train folds and on the test file, and kept recall at the reranking depth at least BM25's, which RRF did
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from reranker_kit.fusion import normalise
+from reranker_kit.basics.scores import normalise
 from reranker_kit.retrieval.base import batched_top_k
 from reranker_kit.retrieval.dense import DenseIndex
 from reranker_kit.retrieval.lexical import LexicalIndex
@@ -27,7 +27,7 @@ class HybridIndex:
 
     Args:
         lexical, dense: two indexes over the same documents, in the same order.
-        fusion: a `fusion.normalise` method ("minmax", "zscore" or "rrf").
+        fusion: a `basics.scores.normalise` method ("minmax", "zscore" or "rrf").
         dense_weight: the dense side's weight w in [0, 1].
     """
 

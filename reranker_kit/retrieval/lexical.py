@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from reranker_kit.basics.text import analyze
 from reranker_kit.retrieval.base import batched_top_k, select_top_k
-from reranker_kit.retrieval.text import analyze
 
 LEXICAL_METHODS = ("bm25", "tfidf")
 QUERY_BATCH_SIZE = 512

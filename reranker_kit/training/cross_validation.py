@@ -7,9 +7,9 @@ much of a difference between recipes is real.
 import statistics
 from pathlib import Path
 
+from reranker_kit.basics.files import write_json_atomic
 from reranker_kit.fusion import FusionChoice, choose_fusion, setting_key
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
-from reranker_kit.run_folder import write_json_atomic
 from reranker_kit.training.result import TrainingResult
 
 RANKERS = ("first_stage", "pretrained", "fine_tuned", "fused")
@@ -62,8 +62,9 @@ def summary_table(summary: dict) -> str:
 
 
 def write_cv_report(cv_dir: Path, summary: dict, arguments: dict) -> None:
+    """cv_results.md (the table) and cv_results.json (the summary and the flags of the run)."""
     table = summary_table(summary)
     print(f"\n{table}\n")
-    (cv_dir / "cv_results.md").write_text(f"# Cross-validation ({arguments['cv_folds']} folds)\n\n{table}\n",
-                                          encoding="utf-8")
+    folds = len(next(iter(summary["fine_tuned"].values()))["folds"])
+    (cv_dir / "cv_results.md").write_text(f"# Cross-validation ({folds} folds)\n\n{table}\n", encoding="utf-8")
     write_json_atomic(cv_dir / "cv_results.json", {"arguments": arguments, "summary": summary})

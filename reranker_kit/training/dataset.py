@@ -12,18 +12,18 @@ MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def build_train_dataset(groups: Sequence[TrainingGroup], corpus: dict[int, str], tokenizer, max_length: int,
-                        loss: str) -> Dataset:
+                        rows_are_groups: bool) -> Dataset:
     """Pre-tokenized rows with a `length` column, so the Trainer can group batches by length.
 
-    bce: one row per pair, labelled 1 (positive) or 0 (negative).
-    listwise: one row per group; its members are the positive first, then the negatives.
+    Pairwise losses: one row per pair, labelled 1 (positive) or 0 (negative). Losses over groups
+    (`rows_are_groups`, from the loss object): one row per group, the positive first, then the negatives.
     """
     members = [[(group.query, corpus[group.positive_id])] + [(group.query, corpus[doc_id]) for doc_id in group.negative_ids]
                for group in groups]
     flat_pairs = [pair for group_members in members for pair in group_members]
     encoded = encode_pairs(tokenizer, flat_pairs, max_length)
     keys = [key for key in MODEL_INPUT_KEYS if key in encoded[0]]
-    if loss == "bce":
+    if not rows_are_groups:
         labels = [float(position == 0) for group_members in members for position in range(len(group_members))]
         columns = {key: [item[key] for item in encoded] for key in keys}
         columns["labels"] = labels
@@ -43,15 +43,15 @@ def build_train_dataset(groups: Sequence[TrainingGroup], corpus: dict[int, str],
 
 
 class CrossEncoderCollator:
-    """Pads each batch to its longest pair; listwise rows are flattened with their group sizes kept."""
+    """Pads each batch to its longest pair; group rows are flattened with their group sizes kept."""
 
-    def __init__(self, tokenizer, loss: str):
+    def __init__(self, tokenizer, rows_are_groups: bool):
         self.tokenizer = tokenizer
-        self.loss = loss
+        self.rows_are_groups = rows_are_groups
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         keys = [key for key in MODEL_INPUT_KEYS if key in rows[0]]
-        if self.loss == "bce":
+        if not self.rows_are_groups:
             batch = pad_batch(self.tokenizer, [{key: row[key] for key in keys} for row in rows])
             batch["labels"] = torch.tensor([row["labels"] for row in rows], dtype=torch.float32)
             return batch

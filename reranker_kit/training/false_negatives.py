@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from reranker_kit.models.pair_encoding import sigmoid
+from reranker_kit.basics.scores import sigmoid
 from reranker_kit.training.negatives import TrainingGroup
 
 

@@ -1,7 +1,6 @@
-"""The training job as `fine_tune_reranker.py` runs it, top to bottom: flags, data, split, run folder,
-negatives, training, outputs; or the same once per fold under --cv_folds."""
+"""The training job as `fine_tune_reranker.py` runs it, top to bottom: data, split, run folder, negatives,
+training, outputs; or the same once per fold under --cv_folds. It takes the checked, typed settings."""
 
-import argparse
 import logging
 import sys
 import time
@@ -9,60 +8,59 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from reranker_kit.cli import INTERRUPTED_EXIT_CODE, parse_arguments
+from reranker_kit.basics.distributed import is_main_process, run_on_main
+from reranker_kit.basics.errors import CheckpointError, DataError, KitError
+from reranker_kit.basics.files import check_writable_folder
+from reranker_kit.basics.interrupts import INTERRUPTED_EXIT_CODE
+from reranker_kit.basics.model_files import resolve_model_name
 from reranker_kit.data.augmentation import answers_as_queries, passages_as_queries
 from reranker_kit.data.loading import Query, load_corpus, load_queries
 from reranker_kit.data.splits import fold_splits, merge_duplicate_queries, split_queries
-from reranker_kit.distributed import is_main_process, run_on_main
-from reranker_kit.errors import CheckpointError, DataError, KitError
-from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.run_folder import (
     CV_PREFIX,
-    check_writable_folder,
     checkpoints,
     create_run_dir,
     discard_unstarted_run,
     is_checkpoint,
     is_complete,
     newest_unfinished_run_with_checkpoint,
-    read_checkpoint_progress,
     remove_model_files,
-    write_finished_run,
 )
-from reranker_kit.training.arguments import build_parser, validate_args
+from reranker_kit.training.config import OutputSettings, TrainingConfig
+from reranker_kit.training.cross_validation import summarize_folds, write_cv_report
+from reranker_kit.training.hub import push_run, require_hub_access
 from reranker_kit.training.mining import check_first_stage_inputs, mine
+from reranker_kit.training.outputs import write_finished_run
+from reranker_kit.training.progress import read_checkpoint_progress
 from reranker_kit.training.result import DataSummary, TrainingResult
 from reranker_kit.training.resume import check_base_model
 
 logger = logging.getLogger("fine_tune_reranker")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_arguments(build_parser(), validate_args, argv)
-
+def run_training(config: TrainingConfig) -> None:
+    """The whole job: one run, a resumed run, or one run per fold under --cv_folds."""
     # Data: the corpus and the labelled queries, validated before anything is written.
-    corpus = load_corpus(args.corpus_csv)
-    queries = merge_duplicate_queries(load_queries(args.train_xlsx, corpus))
-    require_negatives(corpus, queries, args.corpus_csv)
-    resolve_model_name(args.base_model)  # A mistyped model folder fails before any folder is created.
-    check_first_stage_inputs(args, corpus)
-    if args.push_to_hub:
-        from reranker_kit.hub import require_hub_access
-
+    corpus = load_corpus(config.data.corpus_csv)
+    queries = merge_duplicate_queries(load_queries(config.data.train_xlsx, corpus))
+    require_negatives(corpus, queries, config.data.corpus_csv)
+    resolve_model_name(config.model.base_model)  # A mistyped model folder fails before any folder is created.
+    check_first_stage_inputs(config.negatives, corpus)
+    if config.output.push_to_hub:
         require_hub_access()  # Not after an hour of training.
-    if args.cv_folds > 1:
-        cross_validate(args, corpus, queries)
+    if config.evaluation.cv_folds > 1:
+        cross_validate(config, corpus, queries)
         return
-    train_queries, dev_queries = split_queries(queries, args.dev_ratio, args.seed)
+    train_queries, dev_queries = split_queries(queries, config.data.dev_ratio, config.optimisation.seed)
     if not dev_queries:
         logger.warning("--dev_ratio 0: training on all %d queries; no dev metric and no best-checkpoint "
                        "choice is possible, the last step's weights are kept", len(queries))
 
     # Where this run writes: a new folder, or the folder of the run being resumed. Only the main
     # process creates it; under torchrun every process then uses that same folder.
-    run_dir, resume_checkpoint = run_on_main(lambda: resolve_run_dir(args))
-    with removed_if_stopped_early(run_dir, keep_folder=args.output_dir is not None):
-        train_one(args, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
+    run_dir, resume_checkpoint = run_on_main(lambda: resolve_run_dir(config.output, config.model.base_model))
+    with removed_if_stopped_early(run_dir, keep_folder=config.output.output_dir is not None):
+        train_one(config, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
 
 
 @contextmanager
@@ -94,19 +92,19 @@ def require_negatives(corpus: dict[int, str], queries: list[Query], corpus_csv: 
                         "documents (a real one has about 100).")
 
 
-def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: list[Query], dev_queries: list[Query],
+def train_one(config: TrainingConfig, corpus: dict[int, str], train_queries: list[Query], dev_queries: list[Query],
               run_dir: Path, resume_checkpoint: Path | None = None) -> TrainingResult:
     """Mines negatives, trains, evaluates and writes one run's folder; returns its result."""
     # A resumed run's clock includes the time its earlier sessions spent up to the checkpoint.
     started = time.time() - read_checkpoint_progress(resume_checkpoint).get("wall_time_s", 0.0)
     labelled_train_queries = train_queries
-    answer_queries = answers_as_queries(train_queries) if args.augment_with_answers else []
+    answer_queries = answers_as_queries(train_queries) if config.data.augment_with_answers else []
     # The corpus belongs to no split: its sentences may join the training side of every split and fold.
-    sentence_queries = passages_as_queries(corpus, args.pseudo_queries_per_document)
+    sentence_queries = passages_as_queries(corpus, config.data.pseudo_queries_per_document)
     train_queries = train_queries + answer_queries + sentence_queries
 
     # Negatives and dev candidates: one first-stage index over the corpus, every query scored in one batch.
-    mined = mine(args, corpus, labelled_train_queries, train_queries, dev_queries)
+    mined = mine(config, corpus, labelled_train_queries, train_queries, dev_queries)
     train_report, dev_report = mined.train_report, mined.dev_report
     logger.info("training pairs: %d positive, %d hard negative, %d random negative (%d queries)",
                 train_report.positive_pairs, train_report.hard_negative_pairs, train_report.random_negative_pairs,
@@ -116,7 +114,7 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
     from reranker_kit.training.run import TrainingData, train_reranker
 
     data = TrainingData(corpus, mined.train_groups, dev_queries, mined.dev_groups, mined.dev_candidates)
-    result = train_reranker(args, data, run_dir, resume_checkpoint, started)
+    result = train_reranker(config, data, run_dir, resume_checkpoint, started)
     if result is None:
         sys.exit(INTERRUPTED_EXIT_CODE)  # Interrupted: a checkpoint was saved and the run can be resumed.
     if result.is_main_process:
@@ -124,11 +122,9 @@ def train_one(args: argparse.Namespace, corpus: dict[int, str], train_queries: l
                               augmented_train_queries=len(train_queries), dev_queries=len(dev_queries),
                               train_pairs=train_report.as_dict(), dev_pairs=dev_report.as_dict(),
                               answer_queries=len(answer_queries), corpus_sentence_queries=len(sentence_queries))
-        report_finished(write_finished_run(run_dir, vars(args), result, summary, started), run_dir, result)
-        if args.push_to_hub:
-            from reranker_kit.hub import push_run
-
-            push_run(run_dir, result.hub_model_id or args.hub_model_id, private=args.hub_private_repo)
+        report_finished(write_finished_run(run_dir, config, result, summary, started), run_dir, result)
+        if config.output.push_to_hub:
+            push_run(run_dir, result.hub_model_id or config.output.hub_model_id, private=config.output.hub_private_repo)
     return result
 
 
@@ -140,71 +136,71 @@ def report_finished(info: dict, run_dir: Path, result: TrainingResult) -> None:
                     result.dev.fine_tuned[metric])
 
 
-def cross_validate(args: argparse.Namespace, corpus: dict[int, str], queries: list[Query]) -> None:
+def cross_validate(config: TrainingConfig, corpus: dict[int, str], queries: list[Query]) -> None:
     """Trains one model per query fold and reports each fold's dev metrics with their mean and spread."""
-    from reranker_kit.training.cross_validation import summarize_folds, write_cv_report
-
-    if args.resume_from_checkpoint or args.output_dir:
+    if config.output.resume_from_checkpoint or config.output.output_dir:
         raise KitError("--cv_folds runs in a new folder of its own: drop --resume_from_checkpoint and --output_dir")
-    folds = list(fold_splits(queries, args.cv_folds, args.seed))  # A refused fold count creates no folder.
-    check_writable_folder(args.runs_root, "--runs_root")
-    cv_dir = create_run_dir(args.runs_root, prefix=CV_PREFIX)
+    # A refused fold count creates no folder.
+    folds = list(fold_splits(queries, config.evaluation.cv_folds, config.optimisation.seed))
+    check_writable_folder(config.output.runs_root, "--runs_root")
+    cv_dir = create_run_dir(config.output.runs_root, prefix=CV_PREFIX)
     results = []
     with removed_if_stopped_early(cv_dir, keep_folder=False):
         for fold, (train_queries, dev_queries) in enumerate(folds, start=1):
-            logger.info("fold %d/%d: %d training and %d dev queries", fold, args.cv_folds, len(train_queries),
+            logger.info("fold %d/%d: %d training and %d dev queries", fold, len(folds), len(train_queries),
                         len(dev_queries))
             fold_dir = cv_dir / f"fold-{fold}"
             fold_dir.mkdir()
-            results.append(train_one(args, corpus, train_queries, dev_queries, fold_dir))
-            if not args.cv_keep_models:
+            results.append(train_one(config, corpus, train_queries, dev_queries, fold_dir))
+            if not config.evaluation.cv_keep_models:
                 remove_model_files(fold_dir)
-    write_cv_report(cv_dir, summarize_folds(results), vars(args))
+    write_cv_report(cv_dir, summarize_folds(results), config.as_arguments())
     logger.info("cross-validation finished: %s", cv_dir)
 
 
-def resolve_run_dir(args: argparse.Namespace) -> tuple[Path, Path | None]:
+def resolve_run_dir(output: OutputSettings, base_model: str) -> tuple[Path, Path | None]:
     """The run folder and, when resuming, the checkpoint to resume from.
 
     A new run always gets a folder of its own; resuming writes into the interrupted run's folder.
     """
-    if args.resume_from_checkpoint is None:
-        return new_run_dir(args), None
-    if args.resume_from_checkpoint == "latest":
-        run_dir = Path(args.output_dir) if args.output_dir is not None else newest_unfinished_run_with_checkpoint(args.runs_root)
+    if output.resume_from_checkpoint is None:
+        return new_run_dir(output), None
+    if output.resume_from_checkpoint == "latest":
+        run_dir = (Path(output.output_dir) if output.output_dir is not None
+                   else newest_unfinished_run_with_checkpoint(output.runs_root))
         if run_dir is None:
             raise CheckpointError(f"--resume_from_checkpoint latest: no unfinished run with a checkpoint under "
-                                  f"{args.runs_root}; start a new run instead")
+                                  f"{output.runs_root}; start a new run instead")
         found = checkpoints(run_dir)
         if not found:
             raise CheckpointError(f"--resume_from_checkpoint latest: {run_dir} holds no checkpoint-N folder; "
                                   "start a new run instead")
         checkpoint = found[-1]
     else:
-        checkpoint = Path(args.resume_from_checkpoint)
+        checkpoint = Path(output.resume_from_checkpoint)
         if not is_checkpoint(checkpoint):
             raise CheckpointError(
                 f"--resume_from_checkpoint {checkpoint} is not a Trainer checkpoint (a checkpoint-N folder with "
                 "trainer_state.json, config.json and the weights). To start from a model's weights only, pass it "
                 "as --base_model instead.")
         run_dir = checkpoint.parent
-        if args.output_dir is not None and Path(args.output_dir).resolve() != run_dir.resolve():
-            raise CheckpointError(f"--output_dir {args.output_dir} differs from the folder of the checkpoint "
+        if output.output_dir is not None and Path(output.output_dir).resolve() != run_dir.resolve():
+            raise CheckpointError(f"--output_dir {output.output_dir} differs from the folder of the checkpoint "
                                   f"({run_dir}); drop --output_dir, a resumed run continues in its own folder")
     if is_complete(run_dir):
         raise CheckpointError(f"{run_dir} finished already; to train further, start a new run with "
                               f"--base_model {run_dir}")
-    check_base_model(checkpoint, args.base_model)
+    check_base_model(checkpoint, base_model)
     logger.info("resuming %s from %s", run_dir, checkpoint.name)
     return run_dir, checkpoint
 
 
-def new_run_dir(args: argparse.Namespace) -> Path:
+def new_run_dir(output: OutputSettings) -> Path:
     """A new folder under --runs_root, or the --output_dir given, which must be new or empty."""
-    if args.output_dir is None:
-        check_writable_folder(args.runs_root, "--runs_root")
-        return create_run_dir(args.runs_root)
-    run_dir = Path(args.output_dir)
+    if output.output_dir is None:
+        check_writable_folder(output.runs_root, "--runs_root")
+        return create_run_dir(output.runs_root)
+    run_dir = Path(output.output_dir)
     check_writable_folder(run_dir, "--output_dir")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise KitError(f"--output_dir {run_dir} already holds files; give a new folder, or resume that run "

@@ -35,7 +35,7 @@ class DevMetrics:
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """Everything `run_folder.write_finished_run` records about a finished run."""
+    """Everything `training.outputs.write_finished_run` records about a finished run."""
 
     dev: DevMetrics | None  # None when no dev queries were held out.
     fusion: FusionChoice | None

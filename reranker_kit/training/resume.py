@@ -7,9 +7,9 @@ model of another shape fails deep inside the Trainer, after screens of missing a
 import logging
 from pathlib import Path
 
-from reranker_kit.errors import CheckpointError
-from reranker_kit.models.loading import describe_shape, model_shape
-from reranker_kit.run_folder import read_checkpoint_progress
+from reranker_kit.basics.errors import CheckpointError
+from reranker_kit.basics.model_files import describe_shape, model_shape
+from reranker_kit.training.progress import read_checkpoint_progress
 
 logger = logging.getLogger(__name__)
 

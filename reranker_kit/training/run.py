@@ -14,15 +14,18 @@ import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
+from reranker_kit.basics.distributed import is_main_process, world_size
 from reranker_kit.data.loading import Query
-from reranker_kit.distributed import is_main_process, world_size
 from reranker_kit.models.loading import load_cross_encoder
 from reranker_kit.models.pair_encoding import position_limit
-from reranker_kit.pipeline import Candidates
-from reranker_kit.run_folder import checkpoint_steps, read_baseline, write_baseline
+from reranker_kit.retrieval.candidates import Candidates
+from reranker_kit.run_folder import checkpoint_steps
+from reranker_kit.training.config import TrainingConfig
 from reranker_kit.training.dataset import CrossEncoderCollator, build_train_dataset
 from reranker_kit.training.dev_evaluation import DevEvaluator
+from reranker_kit.training.losses import loss_from_name
 from reranker_kit.training.negatives import TrainingGroup
+from reranker_kit.training.outputs import read_baseline, write_baseline
 from reranker_kit.training.result import DevMetrics, TrainingResult
 from reranker_kit.training.trainer import (
     CheckpointProgressCallback,
@@ -60,11 +63,11 @@ def choose_precision(fp16: bool, bf16: bool) -> tuple[bool, bool]:
     return fp16, bf16
 
 
-def schedule(args, num_train_rows: int, has_dev: bool) -> tuple[int, int]:
+def schedule(config: TrainingConfig, num_train_rows: int, has_dev: bool) -> tuple[int, int]:
     """Eval and save intervals that give at least one evaluation per epoch on small data."""
-    rows_per_step = args.batch_size * args.gradient_accumulation_steps * world_size()
+    rows_per_step = config.optimisation.batch_size * config.optimisation.gradient_accumulation_steps * world_size()
     steps_per_epoch = max(math.ceil(num_train_rows / rows_per_step), 1)
-    eval_steps, save_steps = args.eval_steps, args.save_steps
+    eval_steps, save_steps = config.evaluation.eval_steps, config.evaluation.save_steps
     if has_dev and eval_steps > steps_per_epoch:
         logger.warning("--eval_steps %d is longer than an epoch (%d optimizer steps): evaluating and saving every "
                        "%d steps so the best checkpoint can be chosen", eval_steps, steps_per_epoch, steps_per_epoch)
@@ -72,34 +75,35 @@ def schedule(args, num_train_rows: int, has_dev: bool) -> tuple[int, int]:
     return eval_steps, save_steps
 
 
-def load_model(args):
+def load_model(config: TrainingConfig):
     """(model, tokenizer, resolved name, max length), the fresh head seeded, embeddings frozen if asked."""
-    set_seed(args.seed)  # Before loading: the fresh classification head is initialised from it.
-    model, tokenizer, resolved = load_cross_encoder(args.base_model)
-    max_length = min(args.max_seq_length, position_limit(model.config))
-    if max_length < args.max_seq_length:
-        logger.warning("--max_seq_length %d exceeds what %s supports; using %d", args.max_seq_length,
-                       args.base_model, max_length)
-    if args.freeze_word_embeddings:
+    set_seed(config.optimisation.seed)  # Before loading: the fresh classification head is initialised from it.
+    model, tokenizer, resolved = load_cross_encoder(config.model.base_model)
+    max_length = min(config.model.max_seq_length, position_limit(model.config))
+    if max_length < config.model.max_seq_length:
+        logger.warning("--max_seq_length %d exceeds what %s supports; using %d", config.model.max_seq_length,
+                       config.model.base_model, max_length)
+    if config.model.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model, tokenizer, resolved, max_length
 
 
-def training_arguments(args, run_dir: Path, eval_steps: int, save_steps: int, has_dev: bool) -> TrainingArguments:
-    fp16, bf16 = choose_precision(args.fp16, args.bf16)
+def training_arguments(config: TrainingConfig, run_dir: Path, eval_steps: int, save_steps: int, has_dev: bool
+                       ) -> TrainingArguments:
+    fp16, bf16 = choose_precision(config.optimisation.fp16, config.optimisation.bf16)
     use_cuda = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(run_dir),
-        per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        num_train_epochs=args.epochs,
-        max_steps=args.max_steps,
-        learning_rate=args.lr,
-        warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay,
+        per_device_train_batch_size=config.optimisation.batch_size,
+        gradient_accumulation_steps=config.optimisation.gradient_accumulation_steps,
+        num_train_epochs=config.optimisation.epochs,
+        max_steps=config.optimisation.max_steps,
+        learning_rate=config.optimisation.lr,
+        warmup_ratio=config.optimisation.warmup_ratio,
+        weight_decay=config.optimisation.weight_decay,
         fp16=fp16,
         bf16=bf16,
-        gradient_checkpointing=args.gradient_checkpointing,
+        gradient_checkpointing=config.optimisation.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         # Pad each batch to its longest pair and batch similar lengths together.
         group_by_length=True,
@@ -109,20 +113,20 @@ def training_arguments(args, run_dir: Path, eval_steps: int, save_steps: int, ha
         eval_steps=eval_steps,
         save_strategy="steps",
         save_steps=save_steps,
-        save_total_limit=args.save_total_limit,
+        save_total_limit=config.evaluation.save_total_limit,
         load_best_model_at_end=has_dev,
-        metric_for_best_model=args.metric_for_best_model if has_dev else None,
+        metric_for_best_model=config.evaluation.metric_for_best_model if has_dev else None,
         greater_is_better=True,
-        logging_steps=args.logging_steps,
+        logging_steps=config.evaluation.logging_steps,
         logging_first_step=True,
-        report_to=args.report_to if args.report_to in ("none", "all") else [args.report_to],
+        report_to=config.output.report_to if config.output.report_to in ("none", "all") else [config.output.report_to],
         logging_dir=str(run_dir / "runs"),  # Tracker event files stay inside the run folder.
-        push_to_hub=args.push_to_hub,
-        hub_model_id=args.hub_model_id,
-        hub_private_repo=args.hub_private_repo if args.push_to_hub else None,
-        seed=args.seed,
-        data_seed=args.seed,
-        dataloader_num_workers=args.dataloader_num_workers,
+        push_to_hub=config.output.push_to_hub,
+        hub_model_id=config.output.hub_model_id,
+        hub_private_repo=config.output.hub_private_repo if config.output.push_to_hub else None,
+        seed=config.optimisation.seed,
+        data_seed=config.optimisation.seed,
+        dataloader_num_workers=config.optimisation.dataloader_num_workers,
         dataloader_pin_memory=use_cuda,
         # Fused AdamW on CPU too: the foreach step over a trainable 256M-row embedding matrix is far slower.
         optim="adamw_torch_fused",
@@ -134,28 +138,29 @@ def training_arguments(args, run_dir: Path, eval_steps: int, save_steps: int, ha
     )
 
 
-def build_trainer(args, model, tokenizer, max_length: int, data: TrainingData, run_dir: Path
+def build_trainer(config: TrainingConfig, model, tokenizer, max_length: int, data: TrainingData, run_dir: Path
                   ) -> tuple[RerankerTrainer, GracefulInterruptCallback]:
     """The Trainer with its dataset, collator, dev evaluator and callbacks; also the interrupt callback."""
-    train_dataset = build_train_dataset(data.train_groups, data.corpus, tokenizer, max_length, args.loss)
+    loss = loss_from_name(config.optimisation.loss)
+    train_dataset = build_train_dataset(data.train_groups, data.corpus, tokenizer, max_length, loss.rows_are_groups)
     has_dev = bool(data.dev_queries)
     dev_evaluator = (DevEvaluator(data.dev_queries, data.dev_groups, data.corpus, data.dev_candidates, tokenizer,
-                                  max_length, args.eval_batch_size, show_progress_bar=is_main_process())
+                                  max_length, config.evaluation.eval_batch_size, show_progress_bar=is_main_process())
                      if has_dev else None)
-    eval_steps, save_steps = schedule(args, len(train_dataset), has_dev)
+    eval_steps, save_steps = schedule(config, len(train_dataset), has_dev)
     interrupt = GracefulInterruptCallback()
     callbacks = [interrupt, EvaluateAtEndCallback()]
-    if args.early_stopping_patience and has_dev:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    if config.evaluation.early_stopping_patience and has_dev:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.evaluation.early_stopping_patience))
     trainer = RerankerTrainer(
         model=model,
-        args=training_arguments(args, run_dir, eval_steps, save_steps, has_dev),
+        args=training_arguments(config, run_dir, eval_steps, save_steps, has_dev),
         train_dataset=train_dataset,
-        eval_dataset=train_dataset.select(range(1)) if has_dev else None,  # Unused: evaluate() reranks dev queries.
-        data_collator=CrossEncoderCollator(tokenizer, args.loss),
+        eval_dataset=data.dev_queries or None,  # evaluate() reranks their first-stage candidates.
+        data_collator=CrossEncoderCollator(tokenizer, loss.rows_are_groups),
         processing_class=tokenizer,
         callbacks=callbacks,
-        loss=args.loss,
+        loss=loss,
         dev_evaluator=dev_evaluator,
     )
     return trainer, interrupt
@@ -174,20 +179,20 @@ def pretrained_dev_metrics(trainer: RerankerTrainer, run_dir: Path, resuming: bo
     return baseline
 
 
-def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: Path | None,
+def train_reranker(config: TrainingConfig, data: TrainingData, run_dir: Path, resume_checkpoint: Path | None,
                    started: float) -> TrainingResult | None:
     """Trains and returns the result, or None when a signal stopped training after a checkpoint.
 
     `started`: when the run began, moved back by the time earlier sessions spent before the checkpoint.
     """
-    model, tokenizer, resolved, max_length = load_model(args)
-    trainer, interrupt = build_trainer(args, model, tokenizer, max_length, data, run_dir)
-    trainer.add_callback(CheckpointProgressCallback(args.base_model, started))
+    model, tokenizer, resolved, max_length = load_model(config)
+    trainer, interrupt = build_trainer(config, model, tokenizer, max_length, data, run_dir)
+    trainer.add_callback(CheckpointProgressCallback(config.model.base_model, started))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("transformers")]):
         baseline = pretrained_dev_metrics(trainer, run_dir, resuming=resume_checkpoint is not None)
-        train_metrics = train_or_restore(trainer, args, run_dir, resume_checkpoint)
+        train_metrics = train_or_restore(trainer, config, run_dir, resume_checkpoint)
     if interrupt.interrupted:
         step = trainer.state.global_step
         logger.warning("stopped at step %d; checkpoint saved in %s. Resume with: python fine_tune_reranker.py "
@@ -195,24 +200,24 @@ def train_reranker(args, data: TrainingData, run_dir: Path, resume_checkpoint: P
         return None
     dev, fusion = None, None
     if trainer.dev_evaluator is not None:
-        final, fusion = trainer.dev_evaluator.evaluate_with_fusion(trainer.model, args.metric_for_best_model)
+        final, fusion = trainer.dev_evaluator.evaluate_with_fusion(trainer.model, config.evaluation.metric_for_best_model)
         dev = DevMetrics(fine_tuned=final, pretrained=baseline, first_stage=trainer.dev_evaluator.first_stage_metrics(),
-                         fused=fusion.fused_dev_metrics, metric_for_best_model=args.metric_for_best_model)
+                         fused=fusion.fused_dev_metrics, metric_for_best_model=config.evaluation.metric_for_best_model)
         logger.info("dev metrics after fine-tuning: %s", _brief(final))
         logger.info("fusion %s weight %.1f chosen on %d dev queries (%s %.3f; best before shrinking: %s)",
-                    fusion.method, fusion.weight, fusion.queries, args.metric_for_best_model,
-                    fusion.fused_dev_metrics[args.metric_for_best_model], fusion.best_setting)
+                    fusion.method, fusion.weight, fusion.queries, config.evaluation.metric_for_best_model,
+                    fusion.fused_dev_metrics[config.evaluation.metric_for_best_model], fusion.best_setting)
     trainer.save_model(str(run_dir))
     trainer.save_state()
     return TrainingResult(
         dev=dev, fusion=fusion, train_metrics=train_metrics, log_history=trainer.state.log_history,
-        best_checkpoint=trainer.state.best_model_checkpoint, base_model=_model_summary(args, model, resolved, max_length),
+        best_checkpoint=trainer.state.best_model_checkpoint, base_model=_model_summary(config, model, resolved, max_length),
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         world_size=trainer.args.world_size, peak_memory_gib=peak_memory_gib(), is_main_process=trainer.is_world_process_zero(),
-        final_step=trainer.state.global_step, hub_model_id=trainer.hub_model_id if args.push_to_hub else None)
+        final_step=trainer.state.global_step, hub_model_id=trainer.hub_model_id if config.output.push_to_hub else None)
 
 
-def train_or_restore(trainer: RerankerTrainer, args, run_dir: Path, resume_checkpoint: Path | None) -> dict:
+def train_or_restore(trainer: RerankerTrainer, config: TrainingConfig, run_dir: Path, resume_checkpoint: Path | None) -> dict:
     """Trains (from the checkpoint when resuming) and returns the training metrics.
 
     A checkpoint saved at the run's last step (the run stopped while saving its end) has nothing left to
@@ -220,7 +225,7 @@ def train_or_restore(trainer: RerankerTrainer, args, run_dir: Path, resume_check
     """
     if resume_checkpoint is not None:
         step, last_step = checkpoint_steps(resume_checkpoint)
-        if step >= last_step and args.max_steps <= step:  # -1: the schedule the run started with.
+        if step >= last_step and config.optimisation.max_steps <= step:  # -1: the schedule the run started with.
             logger.info("%s is the run's last step (%d): finishing the run without training further",
                         resume_checkpoint.name, step)
             return restore_last_step(trainer, resume_checkpoint, run_dir)
@@ -241,8 +246,8 @@ def restore_last_step(trainer: RerankerTrainer, checkpoint: Path, run_dir: Path)
             "restored_from": weights.name}
 
 
-def _model_summary(args, model, resolved: str, max_length: int) -> dict:
-    return {"name": args.base_model, "resolved": resolved, "max_length": max_length,
+def _model_summary(config: TrainingConfig, model, resolved: str, max_length: int) -> dict:
+    return {"name": config.model.base_model, "resolved": resolved, "max_length": max_length,
             "parameters": sum(p.numel() for p in model.parameters()),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 

@@ -1,44 +1,27 @@
-"""The Trainer the kit trains with: the reranker losses, evaluation by reranking, and its callbacks.
-
-Two losses are offered. `bce` scores each (query, document) pair on its own against a 0/1 label.
-`listwise` scores a query's positive together with its negatives and applies softmax cross-entropy
-with the positive as the target, as FlagEmbedding trains its rerankers: the model only has to rank the
-positive above its negatives, not reach absolute probabilities.
-"""
+"""The Trainer the kit trains with: a loss object, evaluation by reranking the dev queries, and its callbacks."""
 
 import logging
 import signal
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from reranker_kit.cli import raise_if_interrupted
-from reranker_kit.run_folder import write_checkpoint_progress
+from reranker_kit.basics.interrupts import raise_if_interrupted
 from reranker_kit.training.dataset import MODEL_INPUT_KEYS
+from reranker_kit.training.progress import write_checkpoint_progress
 
 logger = logging.getLogger(__name__)
-
-
-def reranker_loss(logits: torch.Tensor, inputs: dict[str, torch.Tensor], loss: str) -> torch.Tensor:
-    """BCE on single logits or softmax cross-entropy over each group; always on fp32 logits."""
-    logits = logits.view(-1).float()
-    if loss == "bce":
-        return F.binary_cross_entropy_with_logits(logits, inputs["labels"].float())
-    group_losses = [-torch.log_softmax(group, dim=0)[0] for group in torch.split(logits, inputs["group_sizes"].tolist())]
-    return torch.stack(group_losses).mean()
 
 
 class RerankerTrainer(Trainer):
     """A Trainer with the reranker loss and an `evaluate` that reranks the dev queries."""
 
-    def __init__(self, *args, loss: str, dev_evaluator=None, **kwargs):
+    def __init__(self, *args, loss, dev_evaluator=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.loss_name = loss
+        self.loss = loss  # A training.losses object: loss(logits, batch).
         self.dev_evaluator = dev_evaluator
         # The Trainer's bar stays; its dict prints give way to log lines.
         for default in (PrinterCallback, ProgressCallback):
@@ -49,15 +32,16 @@ class RerankerTrainer(Trainer):
         # num_items_in_batch: passed by transformers >= 4.46; each micro-batch loss is already a mean.
         model_inputs = {key: value for key, value in inputs.items() if key in MODEL_INPUT_KEYS}
         outputs = model(**model_inputs)
-        loss = reranker_loss(outputs.logits, inputs, self.loss_name)
+        loss = self.loss(outputs.logits, inputs)
         return (loss, outputs) if return_outputs else loss
 
     def push_to_hub(self, *args, **kwargs):
         # save_model() would push here, before the kit has written its model card and metrics, and the
-        # Trainer's card would replace the kit's README.md: the finished run is pushed by reranker_kit.hub.
+        # Trainer's card would replace the kit's README.md: the finished run is pushed by reranker_kit.training.hub.
         logger.info("the finished run is pushed once its model card is written")
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        # The eval dataset is the dev queries themselves: the evaluator reranks their candidates.
         if self.dev_evaluator is None:
             return {}
         metrics = {f"{metric_key_prefix}_{name}": value for name, value in self.dev_evaluator(self.model).items()}

@@ -3,11 +3,11 @@
 import argparse
 import logging
 
+from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS
+from reranker_kit.commands.embedding_flags import add_embedding_flags
 from reranker_kit.fusion import FUSION_METHODS
 from reranker_kit.metrics import CUTOFFS
-from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
 from reranker_kit.retrieval import RETRIEVER_METHODS
-from reranker_kit.retrieval.first_stage import add_embedding_flags
 
 logger = logging.getLogger("main")
 DESCRIPTION = "Benchmark retrieve-then-rerank with the club's metrics at k = 3, 5, 7."

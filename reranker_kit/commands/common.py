@@ -3,16 +3,14 @@
 import argparse
 import logging
 import math
-import signal
 import sys
-import threading
 from collections.abc import Callable
 
-from reranker_kit.distributed import is_main_process
-from reranker_kit.errors import KitError
+from reranker_kit.basics.distributed import is_main_process
+from reranker_kit.basics.errors import KitError
+from reranker_kit.basics.interrupts import INTERRUPTED_EXIT_CODE, install_interrupt_handlers
 
 USAGE_EXIT_CODE = 2
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a Ctrl-C.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -37,27 +35,15 @@ def parse_arguments(parser: argparse.ArgumentParser, validate: Callable, argv: l
     return args
 
 
-# Set by the first Ctrl-C. Python raises KeyboardInterrupt wherever the main thread is; raised inside a
-# `__del__` or a garbage-collector callback it is printed and dropped, and the script would go on as if
-# never interrupted. The flag keeps the Ctrl-C, so `raise_if_interrupted` can act on it later.
-_INTERRUPTED = threading.Event()
 
 
-def _record_interrupt(signum, frame) -> None:
-    _INTERRUPTED.set()
-    raise KeyboardInterrupt
 
 
-def raise_if_interrupted() -> None:
-    """Raises KeyboardInterrupt if a Ctrl-C came since the script started, even one something swallowed."""
-    if _INTERRUPTED.is_set():
-        raise KeyboardInterrupt
 
 
 def run_cli(main: Callable[[], None]) -> None:
     """Runs a script's `main`: a `KitError` becomes one logged line and exit status 2, Ctrl-C one line and 130."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _record_interrupt)
+    install_interrupt_handlers()
     try:
         main()
     except KitError as error:

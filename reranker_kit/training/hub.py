@@ -1,7 +1,7 @@
 """Pushing a finished run to the Hugging Face Hub (`fine_tune_reranker.py --push_to_hub`).
 
 The Trainer creates the repository and pushes checkpoints while it trains; the finished run is pushed
-here, after `run_folder.write_finished_run` has written the model card, so the card on the Hub is the
+here, after `training.outputs.write_finished_run` has written the model card, so the card on the Hub is the
 one in the run folder.
 """
 
@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from reranker_kit.errors import KitError
+from reranker_kit.basics.errors import KitError
 
 logger = logging.getLogger(__name__)
 

@@ -3,13 +3,13 @@
 import argparse
 import importlib.util
 
+from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS
+from reranker_kit.commands.embedding_flags import add_embedding_flags
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
-from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
 from reranker_kit.retrieval import RETRIEVER_METHODS
-from reranker_kit.retrieval.first_stage import add_embedding_flags
+from reranker_kit.training.config import LOSS_NAMES
 
 DESCRIPTION = "Fine-tune a cross-encoder reranker on the club's corpus and queries."
-LOSSES = ("bce", "listwise")
 # --report_to choices and the package each tracker needs (the Trainer's own integrations).
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
 REPORT_TO_CHOICES = ("none", *TRACKER_PACKAGES, "all")
@@ -80,7 +80,7 @@ def _add_model_flags(model) -> None:
 
 
 def _add_training_flags(training) -> None:
-    training.add_argument("--loss", choices=LOSSES, default="bce",
+    training.add_argument("--loss", choices=LOSS_NAMES, default="bce",
                           help="bce: each pair against a 0/1 label. listwise: softmax over a positive and its negatives.")
     training.add_argument("--batch_size", type=int, default=4,
                           help="Pairs per device batch (bce) or groups per device batch (listwise).")

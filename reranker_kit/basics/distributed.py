@@ -6,7 +6,7 @@ run folder before the Trainer exists, so that two processes never write two fold
 
 import os
 
-from reranker_kit.errors import KitError
+from reranker_kit.basics.errors import KitError
 
 
 def world_size() -> int:

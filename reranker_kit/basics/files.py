@@ -1,0 +1,68 @@
+"""Writing files so that a reader never sees half of one, and checking a destination before any work.
+
+Every file a run or a report writes goes through `write_file_atomic`: a temporary file beside the target,
+fsynced, given the permissions of an ordinary file, then renamed over it.
+"""
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from reranker_kit.basics.errors import KitError
+
+
+def check_writable_folder(folder: str | Path, flag: str) -> None:
+    """Fails with the flag named unless `folder` is, or can be created as, a folder this process writes in.
+
+    Nothing is created: the scripts check every destination before any work whose result would be lost.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"lies under {existing}, which is a file"
+        raise KitError(f"{flag} {folder} {where}, not a folder; give a folder path, or move that file away")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise KitError(f"{flag} {folder}: cannot write in {existing} (permission denied); give a folder you can "
+                       "write to")
+
+
+def write_file_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Has `write` fill a temporary file beside `path`, then renames it: readers never see half a file.
+
+    The temporary name keeps the suffix, so writers that choose a format by extension (charts) work.
+    """
+    path = Path(path)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(descriptor)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; a report is an ordinary file.
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    try:  # Linux shows it without changing it; setting it to read it back races with other threads.
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+        return int(re.search(r"^Umask:\s*([0-7]+)", status, re.MULTILINE).group(1), 8)
+    except (OSError, AttributeError):
+        return 0o022
+
+
+def write_json_atomic(path: str | Path, payload: dict) -> None:
+    """Writes JSON through a temporary file and a rename, so readers never see half a file."""
+    text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+    write_file_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))

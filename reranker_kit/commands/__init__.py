@@ -1,0 +1,1 @@
+"""The command lines: flags parsed and checked here, then handed down as typed settings."""
