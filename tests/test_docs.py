@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from conftest import ROOT
 from reranker_kit.commands import benchmark_flags, export, reranker_flags
+
+from conftest import ROOT
 
 PARSERS = {"fine_tune_reranker.py": reranker_flags.build_parser, "main.py": benchmark_flags.build_parser,
            "rerank.py export": export.build_parser}

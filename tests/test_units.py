@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
 from reranker_kit.basics import distributed
 from reranker_kit.basics.errors import KitError
 from reranker_kit.basics.files import check_writable_folder, write_file_atomic, write_json_atomic
@@ -33,6 +32,8 @@ from reranker_kit.training.losses import LOSSES, BinaryCrossEntropyLoss, Listwis
 from reranker_kit.training.outputs import dev_metrics_payload
 from reranker_kit.training.progress import read_checkpoint_progress, write_checkpoint_progress
 from reranker_kit.training.result import DevMetrics, TrainingResult
+
+from conftest import ROOT
 
 
 def default_config(*flags: str) -> TrainingConfig:
@@ -381,8 +382,9 @@ def test_a_run_folder_written_before_the_typed_config_is_found_read_and_evaluate
     """training_info.json keeps its keys: a run of the kit at 8a1dbc5 loads in the config and in main.py."""
     import shutil
 
-    from conftest import run_script
     from reranker_kit.run_folder import newest_finished_run, read_run_info, stored_fusion
+
+    from conftest import run_script
 
     run_dir, _ = trained_run
     old = tmp_path / "outputs" / "reranker-finetuned-20261202-005233"
