@@ -2,6 +2,13 @@
 
 from reranker_kit.metrics.context_recall import SUPPORT_THRESHOLD, context_recall_at_k
 from reranker_kit.metrics.conventions import CUTOFFS, DEV_RANKING_METRICS
+from reranker_kit.metrics.paired import (
+                                         PairedComparison,
+                                         compare_metric_tables,
+                                         compare_paired,
+                                         format_comparison,
+                                         one_standard_error_choice,
+)
 from reranker_kit.metrics.ranking import (
                                           METRIC_NAMES,
                                           context_precision_at_k,
@@ -16,6 +23,7 @@ from reranker_kit.metrics.ranking import (
                                           recall_at_k,
 )
 
-__all__ = ["CUTOFFS", "DEV_RANKING_METRICS", "METRIC_NAMES", "SUPPORT_THRESHOLD", "context_precision_at_k",
-           "context_recall_at_k", "evaluate_rankings", "f1_score", "hit_at_k", "map_at_k", "mrr_at_k", "ndcg_at_k",
-           "per_query_metrics", "precision_at_k", "recall_at_k"]
+__all__ = ["CUTOFFS", "DEV_RANKING_METRICS", "METRIC_NAMES", "SUPPORT_THRESHOLD", "PairedComparison",
+           "compare_metric_tables", "compare_paired", "context_precision_at_k", "context_recall_at_k",
+           "evaluate_rankings", "f1_score", "format_comparison", "hit_at_k", "map_at_k", "mrr_at_k", "ndcg_at_k",
+           "one_standard_error_choice", "per_query_metrics", "precision_at_k", "recall_at_k"]
