@@ -14,14 +14,15 @@ def load_cross_encoder(name: str, *, dtype=None):
 
     resolved = resolve_model_name(name)
     try:
-        tokenizer = _from_pretrained(AutoTokenizer, resolved)
-        model = _from_pretrained(AutoModelForSequenceClassification, resolved, num_labels=1, torch_dtype=dtype)
+        tokenizer = load_pretrained(AutoTokenizer, resolved)
+        model = load_pretrained(AutoModelForSequenceClassification, resolved, num_labels=1, torch_dtype=dtype)
     except (OSError, ValueError) as problem:
         raise ModelLoadError(f"cannot load model {name!r} ({problem}).") from None
     return model, tokenizer, resolved
 
 
-def _from_pretrained(auto_class, resolved: str, **kwargs):
+def load_pretrained(auto_class, resolved: str, **kwargs):
+    """`auto_class.from_pretrained(resolved)`, from the cache first; an unreachable Hub says how to get the model."""
     return load_cache_first(auto_class.from_pretrained, resolved, (
         f"model {resolved!r} is not in the local Hugging Face cache and the Hub cannot be reached from "
         f"this machine. Either run with --base_model {BUNDLED_MODEL_ALIAS} (the bundled offline model), "

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from reranker_kit.errors import ModelLoadError
-from reranker_kit.models.loading import _from_pretrained, resolve_model_name
+from reranker_kit.basics.errors import ModelLoadError
+from reranker_kit.basics.model_files import resolve_model_name
+from reranker_kit.models.loading import load_pretrained
 
 # The default grid of alphas to score on held-out queries (0 = the base model, 1 = the fine-tuned one).
 ALPHAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -129,7 +130,7 @@ def has_trained_head(model_name: str) -> bool:
     from transformers import AutoModelForSequenceClassification
 
     try:
-        _, loading_info = _from_pretrained(AutoModelForSequenceClassification, resolved, num_labels=1,
+        _, loading_info = load_pretrained(AutoModelForSequenceClassification, resolved, num_labels=1,
                                            output_loading_info=True)
     except (OSError, ValueError) as problem:
         raise ModelLoadError(f"cannot load model {model_name!r} ({problem}).") from None
