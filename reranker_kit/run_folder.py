@@ -24,6 +24,8 @@ REPORT_PREFIX = "eval-"
 COMPLETION_MARKER = "training_info.json"
 # The first-stage/reranker fusion weight chosen on held-out queries; main.py applies it.
 FUSION_FILE = "fusion.json"
+# The dev metrics of the saved model and the other rankers, and the verdict against the base.
+DEV_METRICS_FILE = "dev_metrics.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Files a Trainer checkpoint holds; a folder without them is not one.
 CHECKPOINT_FILES = ("trainer_state.json", "config.json")
@@ -232,6 +234,28 @@ def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
     return method, float(weight)
 
 
+
+
+def stored_verdict(run_dir: str | Path) -> dict | None:
+    """{"verdict", "saved", "detail"}: whether the run's weights beat its base on the dev queries (dev_metrics.json).
+
+    None for runs written before the verdict existed, or when the file does not parse.
+    """
+    try:
+        dev = json.loads((Path(run_dir) / DEV_METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(dev, dict) or dev.get("verdict") not in ("gain", "no gain"):
+        return None
+    metric = dev.get("metric_for_best_model", "mrr@5")
+    pair = dev.get("trained_vs_base") or {}
+    detail = (f"dev {metric} {dev.get(metric, float('nan')):.4f} against the base's "
+              f"{(dev.get('baseline') or {}).get(metric, float('nan')):.4f}")
+    if pair.get("ci_low") is not None and pair.get("ci_high") is not None:
+        detail += f", trained - base {pair['mean_difference']:+.3f} [{pair['ci_low']:+.3f}, {pair['ci_high']:+.3f}]"
+    if pair.get("n_queries"):
+        detail += f" on {pair['n_queries']} queries"
+    return {"verdict": dev["verdict"], "saved": dev.get("saved_weights", "trained"), "detail": detail}
 
 
 def stored_fusion_first_stage(run_dir: str | Path) -> dict | None:

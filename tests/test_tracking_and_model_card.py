@@ -88,16 +88,16 @@ def test_model_card_counts_the_answers_and_corpus_sentences_a_default_run_used(t
 
 
 def test_hub_and_tracker_flags_reach_the_training_arguments(tmp_path):
-    from reranker_kit.commands.reranker_flags import build_parser
+    from reranker_kit.commands.train_reranker import parse_config
     from reranker_kit.training.run import training_arguments
 
-    args = build_parser().parse_args(["--push_to_hub", "--hub_model_id", "proptit-ai/reranker", "--hub_private_repo",
-                                      "--report_to", "tensorboard"])
-    arguments = training_arguments(args, tmp_path, eval_steps=10, save_steps=10, has_dev=True)
+    config = parse_config(["--push_to_hub", "--hub_model_id", "proptit-ai/reranker", "--hub_private_repo",
+                           "--report_to", "tensorboard"])
+    arguments = training_arguments(config, tmp_path, eval_steps=10, save_steps=10, has_dev=True)
     assert arguments.push_to_hub and arguments.hub_model_id == "proptit-ai/reranker" and arguments.hub_private_repo
     assert arguments.report_to == ["tensorboard"] and arguments.logging_dir == str(tmp_path / "runs")
     assert not arguments.disable_tqdm
-    plain = training_arguments(build_parser().parse_args([]), tmp_path, eval_steps=10, save_steps=10, has_dev=True)
+    plain = training_arguments(parse_config([]), tmp_path, eval_steps=10, save_steps=10, has_dev=True)
     assert plain.report_to == [] and not plain.push_to_hub  # "none": no tracker.
 
 

@@ -37,7 +37,9 @@ from conftest import ROOT
 
 
 def default_config(*flags: str) -> TrainingConfig:
-    return TrainingConfig.from_arguments(vars(reranker_flags.build_parser().parse_args(list(flags))))
+    from reranker_kit.commands.train_reranker import parse_config
+
+    return parse_config(list(flags))
 
 
 # basics

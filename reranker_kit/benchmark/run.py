@@ -6,6 +6,7 @@ from pathlib import Path
 from reranker_kit.basics.errors import DataError, KitError, ModelLoadError
 from reranker_kit.basics.model_files import resolve_model_name
 from reranker_kit.benchmark.candidates import first_stage_candidates
+from reranker_kit.benchmark.comparisons import ranker_comparisons
 from reranker_kit.benchmark.report import chart_path, check_report_destinations, write_report
 from reranker_kit.benchmark.settings import BenchmarkSettings
 from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries
@@ -14,7 +15,7 @@ from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.reports.html_report import render_html_report
-from reranker_kit.reports.tables import TABLE_METRICS, print_difficulty_tables, print_tables
+from reranker_kit.reports.tables import TABLE_METRICS, print_comparison_tables, print_difficulty_tables, print_tables
 from reranker_kit.retrieval.first_stage import describe_candidates
 from reranker_kit.run_folder import (
     COMPLETION_MARKER,
@@ -27,6 +28,7 @@ from reranker_kit.run_folder import (
     run_info_problem,
     stored_fusion,
     stored_fusion_first_stage,
+    stored_verdict,
     training_file,
 )
 
@@ -71,9 +73,11 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
               "pretrained_reranker": pretrained_name,
               "fusion_method": fusion[0] if fusion else None, "fusion_weight": fusion[1] if fusion else None,
               "runs": [row for row in rows if row["difficulty"] is None],
-              "by_difficulty": [row for row in rows if row["difficulty"] is not None]}
+              "by_difficulty": [row for row in rows if row["difficulty"] is not None],
+              "comparisons": ranker_comparisons(rankings, datasets, settings.k)}
     print_tables(report["runs"], settings.k)
     print_difficulty_tables(report["by_difficulty"], settings.k)
+    print_comparison_tables(report["comparisons"])
     charts = {name: chart_path(report_dir, name) for name in datasets}
     write_report(report, report_dir, Path(settings.output_json) if settings.output_json else None, settings.k,
                  lambda: render_html_report(report, datasets, rankings, corpus, charts))
@@ -116,15 +120,29 @@ def find_fine_tuned(settings: BenchmarkSettings) -> Path | None:
         problem = run_info_problem(path) if path.is_dir() else None
         if problem:
             raise KitError(f"--reranker {path}: {problem}; train that run again, or pick another run")
+        report_verdict(path)
         return path
     run_dir = newest_finished_run(settings.runs_root)
     if run_dir is not None:
         logger.info("fine-tuned reranker: %s (newest finished run under %s)", run_dir, settings.runs_root)
+        report_verdict(run_dir)
         return run_dir
     logger.warning("no finished run under %s: reporting the first stage%s only. Fine-tune first with "
                    "fine_tune_reranker.py, or pass --reranker PATH.", settings.runs_root,
                    "" if settings.pretrained_reranker == "none" else " and the pretrained reranker")
     return None
+
+
+def report_verdict(run_dir: Path) -> None:
+    """Says what the run's own dev queries said of its weights against the base it started from."""
+    verdict = stored_verdict(run_dir) if run_dir.is_dir() else None
+    if verdict is None:
+        return
+    if verdict["verdict"] == "no gain":
+        logger.warning("%s: verdict no gain. Its training did not beat the base model on its dev queries, so it "
+                       "holds the base model's weights (%s)", run_dir, verdict["detail"])
+    else:
+        logger.info("%s: verdict gain, %s weights (%s)", run_dir, verdict["saved"], verdict["detail"])
 
 
 def warn_about_seen_queries(datasets: dict, fine_tuned_path: Path | None, corpus: dict[int, str]) -> None:

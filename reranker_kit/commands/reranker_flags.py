@@ -77,6 +77,15 @@ def _add_model_flags(model) -> None:
     model.add_argument("--max_seq_length", type=int, default=512, help="Token budget of a (query, document) pair.")
     model.add_argument("--freeze_word_embeddings", action="store_true",
                        help="Keep the word-embedding matrix fixed: less memory and much faster steps on large models.")
+    model.add_argument("--weight_ensembling", choices=("auto", "off"), default="auto",
+                       help="auto: after training, blend base and trained weights (WiSE-FT, a in 0, .25, .5, .75, 1) "
+                            "when the base has a trained ranking head, and keep the blend the dev queries support; "
+                            "off: only the base and the trained weights compete.")
+    model.add_argument("--lora_r", type=int, default=0,
+                       help="Train LoRA adapters of this rank (and the classification head in full) instead of every "
+                            "weight; the saved run is an ordinary merged model folder. 0: full fine-tuning.")
+    model.add_argument("--lora_alpha", type=float, default=16.0, help="LoRA scaling (alpha / r scales the update).")
+    model.add_argument("--lora_dropout", type=float, default=0.1, help="Dropout on the LoRA adapters' input.")
 
 
 def _add_training_flags(training) -> None:
@@ -177,6 +186,10 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--max_steps must be -1 (use --epochs) or a positive step count, got {args.max_steps}")
     if args.cv_folds == 1 or args.cv_folds < 0:
         parser.error(f"--cv_folds must be 0 (off) or at least 2, got {args.cv_folds}")
+    if args.lora_r < 0 or not 0 <= args.lora_dropout < 1 or args.lora_alpha <= 0:
+        parser.error("--lora_r must be 0 (off) or more, --lora_dropout in [0, 1) and --lora_alpha positive")
+    if args.lora_r and args.freeze_word_embeddings:
+        parser.error("--freeze_word_embeddings is implied by --lora_r (only adapters and the head train): drop it")
     if not 0 <= args.false_negative_margin < 1:
         parser.error(f"--false_negative_margin must be in [0, 1), got {args.false_negative_margin}")
     if args.teacher_model and not args.filter_false_negatives:

@@ -6,6 +6,11 @@ from reranker_kit.training.config import TrainingConfig
 from reranker_kit.training.job import run_training
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_config(argv: list[str] | None = None) -> TrainingConfig:
+    """The checked flags as the job's typed settings (bad flags exit 2 with usage)."""
     args = parse_arguments(build_parser(), validate_args, argv)
-    run_training(TrainingConfig.from_arguments(vars(args)))
+    return TrainingConfig.from_arguments(vars(args))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_training(parse_config(argv))

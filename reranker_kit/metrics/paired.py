@@ -243,7 +243,26 @@ def one_standard_error_choice(per_query_by_candidate: Mapping[float, Mapping[str
         loss = means[best][metric] - means[candidate][metric]
         differences = paired_differences(per_query_by_candidate[best][metric],
                                          per_query_by_candidate[candidate][metric])
-        if loss <= paired_standard_error(differences):
+        if loss <= paired_standard_error(differences) + 1e-12:  # A tie with one standard error is within it.
             chosen = candidate
             break
     return OneStandardErrorChoice(chosen=chosen, best=best, metric=metric, guarded=tuple(sorted(safe)), means=means)
+
+
+# The comparisons a report makes: what fine-tuning gained over its base and over the first stage, and
+# what fusing gained over the first stage.
+COMPARED_PAIRS = (("fine_tuned", "pretrained"), ("fine_tuned", "first_stage"), ("fused", "first_stage"))
+
+
+def compare_rankers(per_query_by_ranker: Mapping[str, Mapping[str, Sequence[float]]],
+                    pairs: Sequence[tuple[str, str]] = COMPARED_PAIRS, metrics: Sequence[str] | None = None,
+                    seed: int = SEED) -> dict[str, dict[str, PairedComparison]]:
+    """{"a_vs_b": {metric: PairedComparison}} for each pair whose two rankers both have per-query values."""
+    return {f"{a}_vs_{b}": compare_metric_tables(per_query_by_ranker[a], per_query_by_ranker[b], metrics, seed)
+            for a, b in pairs if per_query_by_ranker.get(a) and per_query_by_ranker.get(b)}
+
+
+def comparisons_as_json(comparisons: Mapping[str, Mapping[str, PairedComparison]]) -> dict:
+    """{pair: {metric: the comparison's JSON fields}} for a report file."""
+    return {pair: {metric: comparison.as_json() for metric, comparison in by_metric.items()}
+            for pair, by_metric in comparisons.items()}

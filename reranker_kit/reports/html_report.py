@@ -14,7 +14,7 @@ from pathlib import Path
 
 from reranker_kit.data.loading import Query
 from reranker_kit.metrics import mrr_at_k
-from reranker_kit.reports.tables import difficulty_table, metrics_table
+from reranker_kit.reports.tables import comparison_table, difficulty_table, metrics_table
 
 HTML_REPORT_FILE = "report.html"
 FIRST_STAGE = "first_stage"
@@ -81,6 +81,8 @@ def render_html_report(report: dict, datasets: dict[str, list[Query]],
     for dataset, queries in datasets.items():
         rankers = [name for name, data in rankings if data == dataset]
         tables = [metrics_table(report["runs"], dataset, ks), difficulty_table(report["by_difficulty"], dataset, ks)]
+        if report.get("comparisons"):  # Paired differences with their intervals (reports written before: none).
+            tables.append(comparison_table(report["comparisons"], dataset))
         tables_html = "".join(table.to_html(float_format=lambda value: f"{value:.4f}", classes="metrics")
                               for table in tables if not table.empty)
         sections.append(_dataset_section(dataset, queries, rankers, rankings, corpus, max(ks), tables_html,

@@ -116,7 +116,14 @@ def _dev_table(dev_metrics: dict) -> list[str]:
     def cell(values: dict, key: str) -> str:
         return f"{values[key]:.4f}" if key in values else ""
 
-    return ["## Dev metrics (reranking the first stage's candidates for the held-out queries)", "",
+    verdict = []
+    if dev_metrics.get("verdict") == "no gain":
+        verdict = ["**Verdict: no gain.** Fine-tuning did not beat the base model on the dev queries by more than one "
+                   "standard error of the paired difference, so this folder holds the base model's weights.", ""]
+    elif dev_metrics.get("verdict") == "gain":
+        verdict = [f"**Verdict: gain.** These are the {dev_metrics.get('saved_weights', 'fine-tuned')} weights, chosen "
+                   "on the dev queries over the base model by the one-standard-error rule.", ""]
+    return ["## Dev metrics (reranking the first stage's candidates for the held-out queries)", "", *verdict,
             "| metric | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|",
             *[f"| {key} | " + " | ".join(cell(values, key) for _, values in columns) + " |" for key in keys], ""]
 

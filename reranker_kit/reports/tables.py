@@ -39,3 +39,30 @@ def print_difficulty_tables(rows: list[dict], ks) -> None:
     for dataset in dict.fromkeys(row["dataset"] for row in rows):
         print(f"\n=== {dataset} by difficulty ===")
         print(difficulty_table(rows, dataset, ks).to_string(float_format=lambda value: f"{value:.4f}"))
+
+
+# The comparison table shows these; metrics.json holds every compared metric.
+COMPARISON_TABLE_METRICS = ("hit", "mrr")
+
+
+def comparison_table(rows: list[dict], dataset: str) -> pd.DataFrame:
+    """One row per (pair, metric) of one dataset: the mean paired difference a - b, its 95% interval, p, n.
+
+    `*` marks a difference significant at 0.05 (p < 0.05 and the interval excludes 0).
+    """
+    cells = {}
+    for row in rows:
+        if row["dataset"] != dataset or not row["metric"].startswith(tuple(f"{name}@" for name in COMPARISON_TABLE_METRICS)):
+            continue
+        low, high = row["ci_low"], row["ci_high"]
+        interval = "[-inf, +inf]" if low is None or high is None else f"[{low:+.3f}, {high:+.3f}]"
+        cells[f"{row['a']} - {row['b']} {row['metric']}"] = {
+            "difference": f"{row['mean_difference']:+.3f}", "95% interval": interval, "p": f"{row['p_value']:.3f}",
+            "queries": row["n_queries"], "significant": "*" if row["significant"] else ""}
+    return pd.DataFrame.from_dict(cells, orient="index")
+
+
+def print_comparison_tables(rows: list[dict]) -> None:
+    for dataset in dict.fromkeys(row["dataset"] for row in rows):
+        print(f"\n=== {dataset}: paired differences (a - b; * significant at 0.05) ===")
+        print(comparison_table(rows, dataset).to_string())

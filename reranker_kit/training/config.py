@@ -42,6 +42,10 @@ class ModelSettings:
     base_model: str
     max_seq_length: int
     freeze_word_embeddings: bool
+    weight_ensembling: str  # "auto": blend base and trained weights when the base has a trained head; "off".
+    lora_r: int  # 0: full fine-tuning.
+    lora_alpha: float
+    lora_dropout: float
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ much of a difference between recipes is real.
 import statistics
 from pathlib import Path
 
-from reranker_kit.basics.files import write_json_atomic
+from reranker_kit.basics.files import write_file_atomic, write_json_atomic
 from reranker_kit.fusion import FusionChoice, choose_fusion, setting_key
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
+from reranker_kit.metrics.paired import compare_rankers, comparisons_as_json, format_comparison, per_query_columns
 from reranker_kit.training.result import TrainingResult
 
 RANKERS = ("first_stage", "pretrained", "fine_tuned", "fused")
@@ -49,6 +50,31 @@ def summarize_folds(results: list[TrainingResult]) -> dict:
     return summary
 
 
+def pooled_comparisons(results: list[TrainingResult]) -> dict:
+    """Paired differences over every fold's held-out queries pooled (each query held out exactly once).
+
+    The fused ranking of a fold is the one at the setting chosen on the other folds, as in the summary.
+    """
+    held_out = held_out_fusion([result.fusion for result in results])
+    pooled: dict[str, dict[str, list[float]]] = {}
+    for result, (key, _) in zip(results, held_out):
+        qids = list(next(iter(result.fusion.per_query_by_setting.values())))
+        rankers = {**result.dev.per_query, "fused": per_query_columns(result.fusion.per_query_by_setting[key], qids)}
+        for ranker, table in rankers.items():
+            for metric, values in table.items():
+                pooled.setdefault(ranker, {}).setdefault(metric, []).extend(values)
+    return compare_rankers(pooled)
+
+
+def comparison_table(comparisons: dict) -> str:
+    """A Markdown table: each comparison's mean paired difference, 95% interval, p-value and query count."""
+    lines = ["| comparison | metric | difference [95% interval] p, n |", "|---|---|---|"]
+    lines += [f"| {pair.replace('_vs_', ' vs ')} | {metric} | {format_comparison(comparison)} |"
+              for pair, by_metric in comparisons.items() for metric, comparison in by_metric.items()
+              if metric.startswith(("hit@", "mrr@"))]
+    return "\n".join(lines) + "\n\n* significant at 0.05 (paired randomization test, and the interval excludes 0)"
+
+
 def summary_table(summary: dict) -> str:
     """A Markdown table: rankers as rows, `mean ± std` per metric."""
     header = "| ranker | " + " | ".join(SUMMARY_METRICS) + " |"
@@ -61,10 +87,14 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def write_cv_report(cv_dir: Path, summary: dict, arguments: dict) -> None:
-    """cv_results.md (the table) and cv_results.json (the summary and the flags of the run)."""
+def write_cv_report(cv_dir: Path, summary: dict, arguments: dict, comparisons: dict | None = None) -> None:
+    """cv_results.md (the tables) and cv_results.json (the summary, the comparisons and the flags of the run)."""
     table = summary_table(summary)
+    if comparisons:
+        table += "\n\nPaired over the pooled held-out queries of every fold:\n\n" + comparison_table(comparisons)
     print(f"\n{table}\n")
     folds = len(next(iter(summary["fine_tuned"].values()))["folds"])
-    (cv_dir / "cv_results.md").write_text(f"# Cross-validation ({folds} folds)\n\n{table}\n", encoding="utf-8")
-    write_json_atomic(cv_dir / "cv_results.json", {"arguments": arguments, "summary": summary})
+    write_file_atomic(cv_dir / "cv_results.md", lambda path: path.write_text(
+        f"# Cross-validation ({folds} folds)\n\n{table}\n", encoding="utf-8"))
+    write_json_atomic(cv_dir / "cv_results.json", {"arguments": arguments, "summary": summary,
+                                                   "comparisons": comparisons_as_json(comparisons or {})})

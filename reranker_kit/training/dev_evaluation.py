@@ -7,7 +7,8 @@ import numpy as np
 from reranker_kit.basics.scores import sigmoid
 from reranker_kit.data.loading import Query
 from reranker_kit.fusion import FusionChoice, choose_fusion, per_query_by_setting
-from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS, evaluate_rankings
+from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS, evaluate_rankings, per_query_metrics
+from reranker_kit.metrics.paired import per_query_columns
 from reranker_kit.models.pair_encoding import score_pairs
 from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.retrieval.candidates import Candidates
@@ -41,6 +42,15 @@ class DevEvaluator:
     def ranking_metrics(self, scores_by_query: dict[str, np.ndarray]) -> dict[str, float]:
         return evaluate_rankings(rank(scores_by_query, self.candidates), self.relevant, self.ks, metrics=DEV_RANKING_METRICS)
 
+    def per_query(self, scores_by_query: dict[str, np.ndarray]) -> dict[str, list[float]]:
+        """{metric: per-query values in dev-query order}: the input of the paired statistics."""
+        per_query = per_query_metrics(rank(scores_by_query, self.candidates), self.relevant, self.ks,
+                                      metrics=DEV_RANKING_METRICS)
+        return per_query_columns(per_query, [query.qid for query in self.queries])
+
+    def model_per_query(self, model) -> dict[str, list[float]]:
+        return self.per_query(self.candidate_scores(model))
+
     def first_stage_metrics(self) -> dict[str, float]:
         return self.ranking_metrics(self.candidates.first_stage_scores)
 
@@ -51,9 +61,13 @@ class DevEvaluator:
     def __call__(self, model) -> dict[str, float]:
         return self._metrics(model, self.candidate_scores(model))
 
-    def evaluate_with_fusion(self, model, metric: str) -> tuple[dict[str, float], FusionChoice]:
-        """The final metrics and the fusion chosen on dev (`fusion.choose_fusion`), from one scoring."""
-        reranker = self.candidate_scores(model)
+    def evaluate_with_fusion(self, model, metric: str, reranker: dict[str, np.ndarray] | None = None
+                             ) -> tuple[dict[str, float], FusionChoice]:
+        """The final metrics and the fusion chosen on dev (`fusion.choose_fusion`), from one scoring.
+
+        `reranker`: the model's candidate scores when already computed.
+        """
+        reranker = self.candidate_scores(model) if reranker is None else reranker
         by_setting = per_query_by_setting(self.candidates, reranker, self.relevant, self.ks, DEV_RANKING_METRICS)
         return self._metrics(model, reranker), choose_fusion(by_setting, metric, self.ks)
 

@@ -27,7 +27,7 @@ from reranker_kit.run_folder import (
     remove_model_files,
 )
 from reranker_kit.training.config import OutputSettings, TrainingConfig
-from reranker_kit.training.cross_validation import summarize_folds, write_cv_report
+from reranker_kit.training.cross_validation import pooled_comparisons, summarize_folds, write_cv_report
 from reranker_kit.training.hub import push_run, require_hub_access
 from reranker_kit.training.mining import check_first_stage_inputs, mine
 from reranker_kit.training.outputs import write_finished_run
@@ -134,6 +134,8 @@ def report_finished(info: dict, run_dir: Path, result: TrainingResult) -> None:
         metric = result.dev.metric_for_best_model
         logger.info("dev %s: %.4f before fine-tuning, %.4f after", metric, result.dev.pretrained[metric],
                     result.dev.fine_tuned[metric])
+    if result.model_choice is not None:
+        logger.info("%s", result.model_choice.log_line())
 
 
 def cross_validate(config: TrainingConfig, corpus: dict[int, str], queries: list[Query]) -> None:
@@ -154,7 +156,7 @@ def cross_validate(config: TrainingConfig, corpus: dict[int, str], queries: list
             results.append(train_one(config, corpus, train_queries, dev_queries, fold_dir))
             if not config.evaluation.cv_keep_models:
                 remove_model_files(fold_dir)
-    write_cv_report(cv_dir, summarize_folds(results), config.as_arguments())
+    write_cv_report(cv_dir, summarize_folds(results), config.as_arguments(), pooled_comparisons(results))
     logger.info("cross-validation finished: %s", cv_dir)
 
 

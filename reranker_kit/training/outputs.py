@@ -9,13 +9,13 @@ from datetime import datetime
 from pathlib import Path
 
 from reranker_kit.basics.files import write_json_atomic
+from reranker_kit.metrics.paired import compare_rankers, comparisons_as_json
 from reranker_kit.reports.model_card import CardFacts, write_model_card
 from reranker_kit.retrieval.first_stage import describe_candidates
-from reranker_kit.run_folder import COMPLETION_MARKER, FUSION_FILE
+from reranker_kit.run_folder import COMPLETION_MARKER, DEV_METRICS_FILE, FUSION_FILE
 from reranker_kit.training.config import TrainingConfig
 from reranker_kit.training.result import DataSummary, TrainingResult
 
-DEV_METRICS_FILE = "dev_metrics.json"
 # Settings shown in the model card: the flags that shape the model (paths are left out on purpose).
 CARD_FLAGS = ("loss", "epochs", "max_steps", "lr", "warmup_ratio", "weight_decay", "batch_size",
               "gradient_accumulation_steps", "max_seq_length", "freeze_word_embeddings", "num_hard_negatives",
@@ -35,12 +35,18 @@ def write_baseline(run_dir: Path, metrics: dict) -> None:
 
 
 def dev_metrics_payload(result: TrainingResult) -> dict:
-    """dev_metrics.json: the fine-tuned model's metrics at the top level, the other rankers beside them."""
+    """dev_metrics.json: the saved model's metrics at the top level, the other rankers beside them, the
+    verdict against the base, and each comparison's paired interval and p-value."""
     if result.dev is None:
         return {}
-    return {**result.dev.fine_tuned, "baseline": result.dev.pretrained,
-            "metric_for_best_model": result.dev.metric_for_best_model, "first_stage": result.dev.first_stage,
-            "fused": result.dev.fused}
+    payload = {**result.dev.fine_tuned, "baseline": result.dev.pretrained,
+               "metric_for_best_model": result.dev.metric_for_best_model, "first_stage": result.dev.first_stage,
+               "fused": result.dev.fused,
+               "comparisons": comparisons_as_json(compare_rankers(result.dev.per_query))}
+    if result.model_choice is not None:
+        payload.update(verdict=result.model_choice.verdict, saved_weights=result.model_choice.label,
+                       trained_vs_base=result.model_choice.trained_vs_base)
+    return payload
 
 
 def write_finished_run(run_dir: Path, config: TrainingConfig, result: TrainingResult, data: DataSummary,
@@ -72,6 +78,8 @@ def write_finished_run(run_dir: Path, config: TrainingConfig, result: TrainingRe
         "wall_time_s": time.time() - started,
         "final_step": result.final_step,
         "peak_memory_gib": result.peak_memory_gib,
+        # Base, trained or blended weights: the choice and every candidate's dev metrics.
+        "weights": result.model_choice.as_json() if result.model_choice else None,
     }
     write_model_card(run_dir / "README.md", info, dev_metrics, card_facts(config))
     write_json_atomic(run_dir / COMPLETION_MARKER, info)

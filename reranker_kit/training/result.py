@@ -1,8 +1,9 @@
 """What one training run produced, as typed objects passed from the trainer to the run folder and CV."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from reranker_kit.fusion import FusionChoice
+from reranker_kit.training.model_choice import ModelChoice
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class DevMetrics:
     first_stage: dict[str, float]
     fused: dict[str, float]
     metric_for_best_model: str
+    # {ranker: {metric: per-query values}}, the dev queries in one order: the paired statistics' input,
+    # pooled over folds by cross-validation.
+    per_query: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,4 @@ class TrainingResult:
     is_main_process: bool = True
     final_step: int | None = None  # The optimizer step the saved weights' run ended at.
     hub_model_id: str | None = None  # The Hub repository the Trainer created, with --push_to_hub.
+    model_choice: ModelChoice | None = None  # Base, trained or blended weights, chosen on the dev queries.

@@ -16,14 +16,19 @@ from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 
 from reranker_kit.basics.distributed import is_main_process, world_size
 from reranker_kit.data.loading import Query
+from reranker_kit.fusion import FusionChoice, setting_key
+from reranker_kit.metrics.paired import per_query_columns
 from reranker_kit.models.loading import load_cross_encoder
+from reranker_kit.models.lora import apply_lora, merge_lora, parameter_counts
 from reranker_kit.models.pair_encoding import position_limit
+from reranker_kit.models.weight_ensembling import has_trained_head
 from reranker_kit.retrieval.candidates import Candidates
 from reranker_kit.run_folder import checkpoint_steps
 from reranker_kit.training.config import TrainingConfig
 from reranker_kit.training.dataset import CrossEncoderCollator, build_train_dataset
 from reranker_kit.training.dev_evaluation import DevEvaluator
 from reranker_kit.training.losses import loss_from_name
+from reranker_kit.training.model_choice import ModelChoice, choose_weights
 from reranker_kit.training.negatives import TrainingGroup
 from reranker_kit.training.outputs import read_baseline, write_baseline
 from reranker_kit.training.result import DevMetrics, TrainingResult
@@ -75,16 +80,26 @@ def schedule(config: TrainingConfig, num_train_rows: int, has_dev: bool) -> tupl
     return eval_steps, save_steps
 
 
-def load_model(config: TrainingConfig):
-    """(model, tokenizer, resolved name, max length), the fresh head seeded, embeddings frozen if asked."""
+def load_base_model(config: TrainingConfig):
+    """(model, tokenizer, resolved name) of --base_model, a fresh head seeded: the same weights every time."""
     set_seed(config.optimisation.seed)  # Before loading: the fresh classification head is initialised from it.
-    model, tokenizer, resolved = load_cross_encoder(config.model.base_model)
+    return load_cross_encoder(config.model.base_model)
+
+
+def load_model(config: TrainingConfig):
+    """(model, tokenizer, resolved name, max length) to train: embeddings frozen or LoRA adapters if asked."""
+    model, tokenizer, resolved = load_base_model(config)
     max_length = min(config.model.max_seq_length, position_limit(model.config))
     if max_length < config.model.max_seq_length:
         logger.warning("--max_seq_length %d exceeds what %s supports; using %d", config.model.max_seq_length,
                        config.model.base_model, max_length)
     if config.model.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    if config.model.lora_r:
+        model = apply_lora(model, r=config.model.lora_r, alpha=config.model.lora_alpha, dropout=config.model.lora_dropout)
+        counts = parameter_counts(model)
+        logger.info("LoRA rank %d: %d of %d parameters train (adapters and the classification head)",
+                    config.model.lora_r, counts.trainable, counts.total)
     return model, tokenizer, resolved, max_length
 
 
@@ -198,15 +213,12 @@ def train_reranker(config: TrainingConfig, data: TrainingData, run_dir: Path, re
         logger.warning("stopped at step %d; checkpoint saved in %s. Resume with: python fine_tune_reranker.py "
                        "<same flags> --resume_from_checkpoint %s", step, run_dir, run_dir / f"checkpoint-{step}")
         return None
-    dev, fusion = None, None
+    if config.model.lora_r:
+        trainer.model = merge_lora(trainer.model)  # An ordinary model folder: every loader reads it as it is.
+    dev, fusion, model_choice = None, None, None
     if trainer.dev_evaluator is not None:
-        final, fusion = trainer.dev_evaluator.evaluate_with_fusion(trainer.model, config.evaluation.metric_for_best_model)
-        dev = DevMetrics(fine_tuned=final, pretrained=baseline, first_stage=trainer.dev_evaluator.first_stage_metrics(),
-                         fused=fusion.fused_dev_metrics, metric_for_best_model=config.evaluation.metric_for_best_model)
-        logger.info("dev metrics after fine-tuning: %s", _brief(final))
-        logger.info("fusion %s weight %.1f chosen on %d dev queries (%s %.3f; best before shrinking: %s)",
-                    fusion.method, fusion.weight, fusion.queries, config.evaluation.metric_for_best_model,
-                    fusion.fused_dev_metrics[config.evaluation.metric_for_best_model], fusion.best_setting)
+        model_choice = keep_what_beats_the_base(trainer, config)
+        dev, fusion = final_dev_metrics(trainer, config, baseline, model_choice)
     trainer.save_model(str(run_dir))
     trainer.save_state()
     return TrainingResult(
@@ -214,7 +226,41 @@ def train_reranker(config: TrainingConfig, data: TrainingData, run_dir: Path, re
         best_checkpoint=trainer.state.best_model_checkpoint, base_model=_model_summary(config, model, resolved, max_length),
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         world_size=trainer.args.world_size, peak_memory_gib=peak_memory_gib(), is_main_process=trainer.is_world_process_zero(),
-        final_step=trainer.state.global_step, hub_model_id=trainer.hub_model_id if config.output.push_to_hub else None)
+        final_step=trainer.state.global_step, hub_model_id=trainer.hub_model_id if config.output.push_to_hub else None,
+        model_choice=model_choice)
+
+
+def keep_what_beats_the_base(trainer: RerankerTrainer, config: TrainingConfig) -> ModelChoice:
+    """Puts in `trainer.model` the base, trained or blended weights the dev queries support (`model_choice`)."""
+    base, *_ = load_base_model(config)
+    base.to(trainer.args.device).eval()
+    blend = config.model.weight_ensembling == "auto" and has_trained_head(config.model.base_model)
+    if config.model.weight_ensembling == "auto" and not blend:
+        logger.info("weight ensembling skipped: %s has no trained ranking head (a fresh head blends into noise); "
+                    "only the base and the trained weights compete", config.model.base_model)
+    trainer.model, choice = choose_weights(trainer.dev_evaluator.model_per_query, base, trainer.model,
+                                           config.evaluation.metric_for_best_model, blend)
+    return choice
+
+
+def final_dev_metrics(trainer: RerankerTrainer, config: TrainingConfig, baseline: dict, choice: ModelChoice
+                      ) -> tuple[DevMetrics, FusionChoice]:
+    """The saved model's dev metrics, the fusion chosen for it, and every ranker's per-query values."""
+    metric = config.evaluation.metric_for_best_model
+    evaluator = trainer.dev_evaluator
+    scores = evaluator.candidate_scores(trainer.model)
+    final, fusion = evaluator.evaluate_with_fusion(trainer.model, metric, scores)
+    fused_key = setting_key(fusion.method, fusion.weight)
+    per_query = {"first_stage": evaluator.per_query(evaluator.candidates.first_stage_scores),
+                 "pretrained": choice.base_per_query, "fine_tuned": evaluator.per_query(scores),
+                 "fused": per_query_columns(fusion.per_query_by_setting[fused_key], [q.qid for q in evaluator.queries])}
+    dev = DevMetrics(fine_tuned=final, pretrained=baseline, first_stage=evaluator.first_stage_metrics(),
+                     fused=fusion.fused_dev_metrics, metric_for_best_model=metric, per_query=per_query)
+    logger.info("dev metrics of the saved model: %s", _brief(final))
+    logger.info("fusion %s weight %.1f chosen on %d dev queries (%s %.3f; best before shrinking: %s)",
+                fusion.method, fusion.weight, fusion.queries, metric, fusion.fused_dev_metrics[metric],
+                fusion.best_setting)
+    return dev, fusion
 
 
 def train_or_restore(trainer: RerankerTrainer, config: TrainingConfig, run_dir: Path, resume_checkpoint: Path | None) -> dict:
