@@ -18,7 +18,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from reranker_kit.cli import raise_if_interrupted
-from reranker_kit.run_folder import write_checkpoint_progress
+from reranker_kit.run_folder import share_like_other_files, write_checkpoint_progress
 from reranker_kit.training.dataset import MODEL_INPUT_KEYS
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,11 @@ class RerankerTrainer(Trainer):
         outputs = model(**model_inputs)
         loss = reranker_loss(outputs.logits, inputs, self.loss_name)
         return (loss, outputs) if return_outputs else loss
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        # Every save of the weights (checkpoints and the finished run) passes here; safetensors writes them 0600.
+        super()._save(output_dir, state_dict)
+        share_like_other_files(output_dir if output_dir is not None else self.args.output_dir)
 
     def push_to_hub(self, *args, **kwargs):
         # save_model() would push here, before the kit has written its model card and metrics, and the
