@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.push_to_hub:
         from reranker_kit.hub import require_hub_access
 
-        require_hub_access()  # Not after an hour of training.
+        require_hub_access(args.hub_model_id)  # Not after an hour of training.
     if args.cv_folds > 1:
         cross_validate(args, corpus, queries)
         return
