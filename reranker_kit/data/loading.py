@@ -8,6 +8,7 @@ the fix, before anything is trained or written.
 import logging
 import math
 import numbers
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -184,6 +185,26 @@ def _parse_difficulty(cell: object) -> int | str | None:
 def difficulty_order(level: int | str) -> tuple:
     """Sorts levels as people read them: numbers ascending, then text labels alphabetically."""
     return (0, level, "") if isinstance(level, int) else (1, 0, level)
+
+
+def display_names(paths: list[str | Path]) -> list[str]:
+    """A name per query file for reports: its stem, with parent folders added until no two files share one.
+
+    `a/queries.xlsx` and `b/queries.xlsx` become `a/queries` and `b/queries`, so neither overwrites the
+    other's results; the same file given twice is numbered (`queries (2)`).
+    """
+    parts = [Path(os.path.abspath(path)).with_suffix("").parts[1:] for path in paths]
+    depth = [1] * len(parts)
+    while True:
+        names = ["/".join(file_parts[-level:]) for file_parts, level in zip(parts, depth)]
+        deeper = [i for i, name in enumerate(names) if depth[i] < len(parts[i]) and any(
+            other == name and parts[j] != parts[i] for j, other in enumerate(names))]
+        if not deeper:
+            break
+        for i in deeper:
+            depth[i] += 1
+    return [name if names[:i].count(name) == 0 else f"{name} ({names[:i].count(name) + 1})"
+            for i, name in enumerate(names)]
 
 
 def describe_ids(corpus: dict[int, str]) -> str:
