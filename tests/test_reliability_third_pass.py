@@ -106,7 +106,8 @@ CASE_16 = {  # name: (write the query file, fragment of the one error line)
     "formula without a value": (formula_without_value, "row 3: 'Query' holds the formula =A2 with no saved value"),
     "title rows and a missing column": (
         lambda path: write_sheet(path, ROWS, header=HEADER[:3], title_rows=[["Bộ câu hỏi CLB"], []]),
-        "row 3 holds ['Query', 'Ground truth document', 'Ground truth answer'] but not ['Difficulty']"),
+        "row 3 of sheet 'Sheet' holds ['Query', 'Ground truth document', 'Ground truth answer'] but not "
+        "['Difficulty']"),
 }
 
 
@@ -119,7 +120,7 @@ def test_case_16_merged_formula_and_title_row_files_get_their_own_message(tmp_pa
     line = error_line(result)
     assert fragment in line and "the cell is empty" not in line, line
     if case == "formula without a value":
-        assert "open and save the file in Excel or LibreOffice" in line
+        assert "Open and save the file in Excel or LibreOffice so formulas get values" in line
     assert not (tmp_path / "outputs").exists()
 
 
