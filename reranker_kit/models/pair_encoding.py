@@ -1,9 +1,10 @@
 """Turning (query, passage) pairs into model inputs the same way for training and for scoring.
 
 The encoding copies FlagEmbedding's reranker: the query is cut to 3/4 of the length budget, then the
-pair is joined and only the passage is truncated. Unlike FlagEmbedding, a very small budget (under about
-30 tokens) cuts the query further, so the passage keeps a few tokens and the pair never runs over. Training on exactly what inference sees, and scoring
-exactly as `FlagReranker` does, keeps fine-tuned scores comparable between the two.
+pair is joined and only the passage is truncated. Training on exactly what inference sees, and scoring
+exactly as `FlagReranker` does, keeps fine-tuned scores comparable between the two. Unlike FlagEmbedding,
+a very small budget (under about 30 tokens) cuts the query further, so the passage keeps a few tokens
+and the pair never runs over.
 """
 
 from collections.abc import Callable, Sequence
