@@ -7,6 +7,7 @@ fsynced, given the permissions of an ordinary file, then renamed over it.
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,19 @@ def write_file_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def share_like_other_files(folder: str | Path) -> None:
+    """Gives the files directly in `folder` the mode every other file of a run gets: 0666 less the umask.
+
+    safetensors (0.6 and later) saves through a private temporary file, so the weights it writes are
+    0600 while the config and tokenizer beside them are 0644: others on a shared machine could not load
+    the run.
+    """
+    mode = 0o666 & ~_umask()
+    for path in Path(folder).iterdir():
+        if path.is_file() and not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) != mode:
+            os.chmod(path, mode)
 
 
 def _umask() -> int:

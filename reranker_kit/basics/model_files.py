@@ -24,6 +24,11 @@ BUNDLED_MODEL_ALIAS = "bundled-minilm"
 # What the bundled package carries, named as on the Hub (the model card's base_model).
 BUNDLED_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 HUB_ID_EXAMPLE = "namdp-ptit/ViRanker"
+# Weight files a saved model folder holds: one file, or the index of a sharded save.
+WEIGHT_FILE_NAMES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                     "pytorch_model.bin.index.json")
+MODEL_FOLDERS_WANTED = ("Give a finished run folder (outputs/reranker-finetuned-*), a checkpoint-N folder inside one, "
+                        "a cross-validation fold-N folder trained with --cv_keep_models, or a Hub id.")
 # What must agree between a checkpoint and the model it is resumed on.
 SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
               "vocab_size")
@@ -51,10 +56,10 @@ def resolve_model_name(name: str) -> str:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelLoadError(
-                f"{path} is a directory without config.json, so it is not a saved model. Point to the "
-                "folder that holds config.json and the weights (a finished run or a checkpoint-* folder)."
-            )
+            raise ModelLoadError(f"{path} is a directory without config.json, so it is not a saved model. "
+                                 f"{MODEL_FOLDERS_WANTED}")
+        if not any((path / name).is_file() for name in WEIGHT_FILE_NAMES):
+            raise ModelLoadError(f"{_without_weights(path)} {MODEL_FOLDERS_WANTED}")
         problem = weights_problem(path)
         if problem:
             raise ModelLoadError(f"{problem}. Train that run again, or pick another run or checkpoint folder.")
@@ -67,6 +72,18 @@ def resolve_model_name(name: str) -> str:
                              f"Give an existing model folder, a Hub id such as {HUB_ID_EXAMPLE}, or "
                              f"'{BUNDLED_MODEL_ALIAS}' for the bundled offline model.")
     return name
+
+
+def _without_weights(path: Path) -> str:
+    """What a folder with config.json but no weights is: an ONNX export, a fold whose models were removed..."""
+    if any(path.glob("*.onnx")):
+        return (f"{path} holds an ONNX export, which the scripts do not load as a model: pass --reranker "
+                f"{path.parent} (the run it was exported from; Reranker(model_name={str(path.parent)!r}, "
+                "backend='onnx') scores with the export).")
+    if path.name.startswith("fold-"):
+        return (f"{path} holds config.json but no model weights: cross-validation removes each fold's weights "
+                "unless it runs with --cv_keep_models.")
+    return f"{path} holds config.json but no model weights (model.safetensors or pytorch_model.bin)."
 
 
 def looks_like_a_path(name: str) -> bool:

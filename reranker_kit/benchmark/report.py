@@ -23,7 +23,7 @@ logger = logging.getLogger("main")
 
 
 def chart_path(report_dir: Path, dataset: str) -> Path:
-    return report_dir / f"metrics_by_k_{dataset}.png"
+    return report_dir / f"metrics_by_k_{dataset.replace('/', '_')}.png"  # a/queries: a name, not a folder.
 
 
 def check_report_destinations(report_dir: str | None, runs_root: str, output_json: str | None) -> None:

@@ -9,7 +9,7 @@ from reranker_kit.benchmark.candidates import first_stage_candidates
 from reranker_kit.benchmark.comparisons import ranker_comparisons
 from reranker_kit.benchmark.report import chart_path, check_report_destinations, write_report
 from reranker_kit.benchmark.settings import BenchmarkSettings
-from reranker_kit.data.loading import difficulty_order, load_corpus, load_queries
+from reranker_kit.data.loading import difficulty_order, display_names, load_corpus, load_queries
 from reranker_kit.data.splits import query_key
 from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
@@ -43,7 +43,8 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
     corpus = load_corpus(settings.corpus_csv)
     eval_files = settings.eval_xlsx or [name for name in DEFAULT_EVAL_FILES
                                         if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
-    datasets = {Path(path).stem: load_queries(path, corpus) for path in eval_files}
+    # Keyed by a name unique among the files (a/queries, b/queries): one file never overwrites another's rows.
+    datasets = {name: load_queries(path, corpus) for name, path in zip(display_names(eval_files), eval_files)}
     check_report_destinations(settings.report_dir, settings.runs_root, settings.output_json)
 
     # First stage: one index over the corpus (or the user's ranked lists), all queries of a file together.
@@ -157,7 +158,7 @@ def warn_about_seen_queries(datasets: dict, fine_tuned_path: Path | None, corpus
         return
     for name, queries in datasets.items():
         seen = [query for query in queries if query_key(query.text) in trained]
-        if seen and name != train_path.stem:
+        if seen and Path(name).name != train_path.stem:
             examples = "; ".join(f"row {query.row} {query.text!r}" for query in seen[:3])
             logger.warning("%s: %d of %d queries also appear in the training file %s of this run, so the fine-tuned "
                            "and fused rows are flattered on them: %s%s", name, len(seen), len(queries), train_path,

@@ -5,11 +5,14 @@ way everywhere: a `DataError` naming the file, the row (spreadsheet numbering: t
 the fix, before anything is trained or written.
 """
 
+import csv
 import logging
 import math
 import numbers
+import os
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,10 @@ QUERY_COLUMNS = (QUERY_COLUMN, GROUND_TRUTH_COLUMN, ANSWER_COLUMN, DIFFICULTY_CO
 # The first data row of a spreadsheet or CSV is row 2: row 1 holds the header.
 FIRST_DATA_ROW = 2
 ID_PATTERN = re.compile(r"[0-9]+(?:\.0*)?")
+# How far down a sheet the header is looked for, under title rows.
+HEADER_SEARCH_ROWS = 10
+# Columns whose merged cells mean one value for every row under them: a level label.
+FILL_DOWN_COLUMNS = (DIFFICULTY_COLUMN,)
 # Separators a spreadsheet program may save a "CSV" with, depending on the locale.
 CSV_SEPARATORS = (",", ";", "\t")
 
@@ -132,12 +139,12 @@ def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
             or unknown ground-truth id. Difficulty never refuses a file: it is only a label.
     """
     path = Path(path)
-    frame = _read_xlsx(path, QUERY_COLUMNS)
+    frame, first_data_row = _read_xlsx(path, QUERY_COLUMNS)
     if frame.empty:
         raise DataError(f"{path}: the file has a header but no queries. Add rows under {list(QUERY_COLUMNS)}.")
     queries = []
     for offset, record in enumerate(frame.to_dict("records")):
-        row = FIRST_DATA_ROW + offset
+        row = first_data_row + offset
         text = _clean_text(record[QUERY_COLUMN])
         if not text:
             raise DataError(f"{path}, row {row}: '{QUERY_COLUMN}' is empty. Write the query or delete the row.")
@@ -186,6 +193,26 @@ def difficulty_order(level: int | str) -> tuple:
     return (0, level, "") if isinstance(level, int) else (1, 0, level)
 
 
+def display_names(paths: list[str | Path]) -> list[str]:
+    """A name per query file for reports: its stem, with parent folders added until no two files share one.
+
+    `a/queries.xlsx` and `b/queries.xlsx` become `a/queries` and `b/queries`, so neither overwrites the
+    other's results; the same file given twice is numbered (`queries (2)`).
+    """
+    parts = [Path(os.path.abspath(path)).with_suffix("").parts[1:] for path in paths]
+    depth = [1] * len(parts)
+    while True:
+        names = ["/".join(file_parts[-level:]) for file_parts, level in zip(parts, depth)]
+        deeper = [i for i, name in enumerate(names) if depth[i] < len(parts[i]) and any(
+            other == name and parts[j] != parts[i] for j, other in enumerate(names))]
+        if not deeper:
+            break
+        for i in deeper:
+            depth[i] += 1
+    return [name if names[:i].count(name) == 0 else f"{name} ({names[:i].count(name) + 1})"
+            for i, name in enumerate(names)]
+
+
 def describe_ids(corpus: dict[int, str]) -> str:
     low, high = min(corpus), max(corpus)
     if len(corpus) == high - low + 1:
@@ -215,6 +242,8 @@ def _read_csv(path: Path, expected: tuple[str, ...]) -> pd.DataFrame:
         if separator != ",":
             logger.warning("%s: reading it as %r-separated (its header is); save it with commas to silence this",
                            path, separator)
+        names = [name.strip() for name in next(csv.reader([header], delimiter=separator), [])]
+        _refuse_repeated_columns(names, expected, path, lambda i: str(i + 1))
         frame = pd.read_csv(path, dtype=object, keep_default_na=False, encoding="utf-8-sig", sep=separator)
     except UnicodeDecodeError:
         raise DataError(f"{path}: not readable as a UTF-8 CSV file: it is not UTF-8 text. Save it again as "
@@ -226,24 +255,125 @@ def _read_csv(path: Path, expected: tuple[str, ...]) -> pd.DataFrame:
     return _checked_columns(_normalised_header(frame), expected, path)
 
 
-def _read_xlsx(path: Path, expected: tuple[str, ...]) -> pd.DataFrame:
-    """The first sheet with the expected columns; another sheet is taken with a warning."""
+def _read_xlsx(path: Path, expected: tuple[str, ...]) -> tuple[pd.DataFrame, int]:
+    """(the sheet with the expected columns, its first data row); the sheet is checked cell by cell first.
+
+    openpyxl shows what pandas hides: the header row under title rows, repeated column names, merged
+    cells and formulas without a saved value (all of which pandas reads as other columns or blank cells).
+    """
     _require_file(path, "the query-file flag")
     try:
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(path, data_only=True)  # Saved values; merged ranges need a full (not read-only) load.
+        sheet_name, header_row = _find_header(workbook, expected, path)
+        sheet = workbook[sheet_name]
+        columns = _expected_positions(sheet, header_row, expected, path)
+        filled = _merged_cells(sheet, header_row, columns, path)
+        _refuse_formulas_without_values(load_workbook(path, read_only=True)[sheet_name], sheet, header_row, columns,
+                                        path)
         # keep_default_na=False: a cell holding the text "nan" or "NA" is text, not a blank.
-        sheets = pd.read_excel(path, dtype=object, engine="openpyxl", sheet_name=None, keep_default_na=False,
-                               na_values=[""])
+        frame = pd.read_excel(path, dtype=object, engine="openpyxl", sheet_name=sheet_name, header=header_row - 1,
+                              keep_default_na=False, na_values=[""])
     except (zipfile.BadZipFile, ValueError, KeyError, OSError) as problem:
         reason = " ".join(str(problem).split())
         raise DataError(f"{path}: not readable as an .xlsx workbook ({type(problem).__name__}: {reason}). "
                         "Save it again as an .xlsx workbook.") from None
-    frames = {name: _normalised_header(frame) for name, frame in sheets.items()}
-    first = next(iter(frames))
-    fitting = [name for name, frame in frames.items() if set(expected) <= set(frame.columns)]
-    if fitting and fitting[0] != first:
-        logger.warning("%s: the first sheet %r lacks the columns %s; reading sheet %r, which has them", path,
-                       first, list(expected), fitting[0])
-    return _checked_columns(frames[fitting[0] if fitting else first], expected, path, sheets=list(frames))
+    frame = _normalised_header(frame)
+    for (row, column), value in filled.items():
+        if 0 <= row - header_row - 1 < len(frame):
+            frame.loc[frame.index[row - header_row - 1], column] = value
+    return frame, header_row + 1
+
+
+def _header_cells(sheet, row: int) -> list[str]:
+    cells = next(sheet.iter_rows(min_row=row, max_row=row, values_only=True), ())
+    return ["" if value is None else clean_unicode(str(value)).strip() for value in cells]
+
+
+def _find_header(workbook, expected: tuple[str, ...], path: Path) -> tuple[str, int]:
+    """(sheet, header row): the first sheet with all expected columns in one of its first rows.
+
+    Title rows above the header are skipped with a warning; a sheet without the columns is refused,
+    naming the row that holds some of them when one does.
+    """
+    found = {}  # sheet -> (row, names present), for the best row of each sheet
+    for sheet in workbook.worksheets:
+        rows = {row: set(_header_cells(sheet, row)) & set(expected) for row in range(1, HEADER_SEARCH_ROWS + 1)}
+        best = max(rows, key=lambda row: (len(rows[row]), -row))
+        found[sheet.title] = best, rows[best]
+        if rows[best] == set(expected):
+            if sheet.title != workbook.worksheets[0].title:
+                logger.warning("%s: the first sheet %r lacks the columns %s; reading sheet %r, which has them", path,
+                               workbook.worksheets[0].title, list(expected), sheet.title)
+            if best > 1:
+                logger.warning("%s: sheet %r has its header on row %d (the rows above look like titles); reading "
+                               "from there, so row numbers below are the sheet's own", path, sheet.title, best)
+            return sheet.title, best
+    first = workbook.worksheets[0].title
+    row, present = found[first]
+    missing = [column for column in expected if column not in present]
+    if present and row > 1:
+        raise DataError(f"{path}: missing column(s) {missing}: row {row} of sheet {first!r} holds "
+                        f"{[column for column in expected if column in present]} but not {missing}. Add them to that "
+                        f"header row; expected columns {list(expected)}.")
+    where = f" (no sheet of {list(found)} has them all)" if len(found) > 1 else ""
+    header = [name for name in _header_cells(workbook[first], 1) if name]
+    raise DataError(f"{path}: missing column(s) {missing}{where}. Expected columns {list(expected)}; found {header}.")
+
+
+def _expected_positions(sheet, header_row: int, expected: tuple[str, ...], path: Path) -> dict[str, int]:
+    """{expected column: its 1-based column index}; a column named twice is refused with both letters."""
+    from openpyxl.utils import get_column_letter
+
+    names = _header_cells(sheet, header_row)
+    _refuse_repeated_columns(names, expected, path, lambda i: get_column_letter(i + 1), f" of sheet {sheet.title!r}")
+    return {column: names.index(column) + 1 for column in expected}
+
+
+def _refuse_repeated_columns(names: list[str], expected: tuple[str, ...], path: Path, position: Callable[[int], str],
+                             where: str = "") -> None:
+    for column in expected:
+        positions = [position(i) for i, name in enumerate(names) if name == column]
+        if len(positions) > 1:
+            raise DataError(f"{path}: column '{column}' appears twice in the header (columns "
+                            f"{' and '.join(positions)}{where}); delete or rename one, so the kit reads the one you "
+                            "mean instead of the first.")
+
+
+def _merged_cells(sheet, header_row: int, columns: dict[str, int], path: Path) -> dict[tuple[int, str], object]:
+    """{(row, column): value} to fill in for merged Difficulty cells; merged cells elsewhere are refused.
+
+    A merged Difficulty reads as one level over its rows, so each row gets it (with a warning); merged
+    queries, ground truth or answers would give one row the value and the others a blank.
+    """
+    filled = {}
+    for merged in sheet.merged_cells.ranges:
+        first_row = max(merged.min_row, header_row + 1)
+        hit = [name for name, index in columns.items() if merged.min_col <= index <= merged.max_col]
+        if merged.max_row <= header_row or not hit:
+            continue  # Titles above the header, or columns the kit does not read.
+        rows = f"rows {first_row}-{merged.max_row}" if merged.max_row > first_row else f"row {first_row}"
+        if hit != list(FILL_DOWN_COLUMNS) or merged.min_col != merged.max_col:
+            raise DataError(f"{path}: {rows} of {', '.join(map(repr, hit))} are merged ({merged.coord}); unmerge the "
+                            "cells and fill each row with its own value.")
+        value = sheet.cell(merged.min_row, merged.min_col).value
+        logger.warning("%s: %s of '%s' are merged (%s); each row gets the merged value %r", path, rows, hit[0],
+                       merged.coord, value)
+        filled.update({(row, hit[0]): value for row in range(first_row, merged.max_row + 1)})
+    return filled
+
+
+def _refuse_formulas_without_values(formulas, values, header_row: int, columns: dict[str, int], path: Path) -> None:
+    """A formula a script wrote (openpyxl, pandas) has no saved value until a spreadsheet program computes it."""
+    for cells in formulas.iter_rows(min_row=header_row + 1):
+        for name, index in columns.items():
+            cell = cells[index - 1] if index <= len(cells) else None
+            if cell is not None and cell.data_type == "f" and values.cell(cell.row, index).value is None:
+                formula = cell.value if isinstance(cell.value, str) else getattr(cell.value, "text", cell.value)
+                raise DataError(f"{path}, row {cell.row}: '{name}' holds the formula {formula} with no saved value "
+                                "(the file was written by a program that does not compute formulas). Open and save "
+                                "the file in Excel or LibreOffice so formulas get values.")
 
 
 def _checked_columns(frame: pd.DataFrame, expected: tuple[str, ...], path: Path, sheets: list[str] | None = None

@@ -2,7 +2,9 @@
 
 The encoding copies FlagEmbedding's reranker: the query is cut to 3/4 of the length budget, then the
 pair is joined and only the passage is truncated. Training on exactly what inference sees, and scoring
-exactly as `FlagReranker` does, keeps fine-tuned scores comparable between the two.
+exactly as `FlagReranker` does, keeps fine-tuned scores comparable between the two. Unlike FlagEmbedding,
+a very small budget (under about 30 tokens) cuts the query further, so the passage keeps a few tokens
+and the pair never runs over.
 """
 
 from collections.abc import Callable, Sequence
@@ -12,15 +14,40 @@ import torch
 from tqdm.auto import tqdm
 
 QUERY_SHARE_OF_MAX_LENGTH = 0.75
+# The least of each text a pair keeps: below this a pair is the special tokens and a word or two.
+MIN_QUERY_TOKENS = 4
+MIN_PASSAGE_TOKENS = 4
+
+
+def minimum_max_length(tokenizer) -> int:
+    """The smallest budget a pair can be encoded in: the special tokens and a few tokens of each text."""
+    return tokenizer.num_special_tokens_to_add(pair=True) + MIN_QUERY_TOKENS + MIN_PASSAGE_TOKENS
+
+
+def check_max_length(tokenizer, max_length: int) -> None:
+    """Raises ValueError for a budget too small to hold the special tokens and some of query and passage."""
+    minimum = minimum_max_length(tokenizer)
+    if max_length < minimum:
+        raise ValueError(
+            f"max_length {max_length} is too small: a pair needs at least {minimum} tokens "
+            f"({tokenizer.num_special_tokens_to_add(pair=True)} special tokens of this tokenizer, and "
+            f"{MIN_QUERY_TOKENS} of the query and {MIN_PASSAGE_TOKENS} of the passage); 512 is usual")
 
 
 def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int) -> list[dict[str, list[int]]]:
-    """Token ids of each pair, unpadded, at most `max_length` tokens each (special tokens included)."""
+    """Token ids of each pair, unpadded, at most `max_length` tokens each (special tokens included).
+
+    The query keeps at most 3/4 of the budget and always leaves room for the special tokens and
+    MIN_PASSAGE_TOKENS of the passage, so cutting only the passage always fits.
+    """
     if not pairs:
         return []
+    check_max_length(tokenizer, max_length)
     _silence_pad_advice(tokenizer)
+    query_budget = min(int(max_length * QUERY_SHARE_OF_MAX_LENGTH),
+                       max_length - tokenizer.num_special_tokens_to_add(pair=True) - MIN_PASSAGE_TOKENS)
     queries = tokenizer([query for query, _ in pairs], add_special_tokens=False, truncation=True,
-                        max_length=int(max_length * QUERY_SHARE_OF_MAX_LENGTH))["input_ids"]
+                        max_length=query_budget)["input_ids"]
     passages = tokenizer([passage for _, passage in pairs], add_special_tokens=False, truncation=True,
                          max_length=max_length)["input_ids"]
     return [

@@ -9,6 +9,7 @@ Example:
 """
 
 import logging
+import threading
 from collections.abc import Iterable
 
 import torch
@@ -16,7 +17,7 @@ import torch
 from reranker_kit.basics.scores import sigmoid
 from reranker_kit.models.loading import load_cross_encoder
 from reranker_kit.models.onnx_export import load_onnx_model
-from reranker_kit.models.pair_encoding import position_limit, score_pairs, score_with
+from reranker_kit.models.pair_encoding import check_max_length, position_limit, score_pairs, score_with
 
 __all__ = ["Reranker"]
 
@@ -28,11 +29,18 @@ logger = logging.getLogger(__name__)
 class Reranker:
     """A cross-encoder reranker whose scores match FlagEmbedding's `FlagReranker` for the same model.
 
+    One instance may be called from several threads (a web server's workers, a thread pool): a lock lets
+    one call at a time tokenise and score, because a fast tokenizer is not safe to use concurrently (it
+    fails with "Already borrowed"). Calls from several threads therefore run one after another; for
+    parallel scoring, give each worker its own instance.
+
     Args:
         model_name: a saved model folder (a fine-tuned run), a Hugging Face Hub id, or `bundled-minilm`.
         device: "cuda", "cuda:1", "cpu"...; the first GPU when one is present, else the CPU.
         use_fp16: half precision for inference; defaults to True on a GPU and is always off on the CPU.
-        max_length: token budget of a pair; capped at what the model's position embeddings allow.
+        max_length: token budget of a pair; capped at what the model's position embeddings allow. At least
+            the tokenizer's special tokens plus 4 tokens of query and 4 of passage (11 for a BERT model, 12
+            for XLM-RoBERTa): below that no pair fits without cutting into the special tokens.
         batch_size: pairs per forward pass.
         normalize: return sigmoid probabilities instead of raw logits.
         show_progress_bar: a tqdm bar on stderr while scoring (the CLIs turn it on).
@@ -43,8 +51,8 @@ class Reranker:
     def __init__(self, model_name: str = "namdp-ptit/ViRanker", device: str | None = None,
                  use_fp16: bool | None = None, max_length: int = 512, batch_size: int = 32,
                  normalize: bool = False, show_progress_bar: bool = False, backend: str = "torch"):
-        if max_length < 8 or batch_size < 1:
-            raise ValueError("max_length must be at least 8 and batch_size at least 1")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
@@ -54,6 +62,8 @@ class Reranker:
         else:
             self._load_onnx(model_name, use_fp16)
         self.max_length = min(max_length, position_limit(self.model.config))
+        check_max_length(self.tokenizer, self.max_length)
+        self._lock = threading.Lock()  # One call at a time through the tokenizer and the model.
         self.batch_size = batch_size
         self.normalize = normalize
         self.show_progress_bar = show_progress_bar
@@ -89,12 +99,13 @@ class Reranker:
             One float per pair.
         """
         pairs = _checked_pairs(pairs)
-        if self.backend == "torch":
-            scores = score_pairs(self.model, self.tokenizer, pairs, self.max_length, self.batch_size,
-                                 self.show_progress_bar, description="reranking")
-        else:
-            scores = score_with(self.model.logits, self.tokenizer, pairs, self.max_length, self.batch_size,
-                                self.show_progress_bar, description="reranking")
+        with self._lock:
+            if self.backend == "torch":
+                scores = score_pairs(self.model, self.tokenizer, pairs, self.max_length, self.batch_size,
+                                     self.show_progress_bar, description="reranking")
+            else:
+                scores = score_with(self.model.logits, self.tokenizer, pairs, self.max_length, self.batch_size,
+                                    self.show_progress_bar, description="reranking")
         if self.normalize if normalize is None else normalize:
             scores = sigmoid(scores)
         return scores.tolist()

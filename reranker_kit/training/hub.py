@@ -7,7 +7,9 @@ one in the run folder.
 
 import logging
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from reranker_kit.basics.errors import KitError
 
@@ -20,8 +22,8 @@ HUB_IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "t
                        "trainer_state.json", "training_args.bin"]
 
 
-def require_hub_access() -> None:
-    """Fails before training when a push could not happen: offline mode or no token."""
+def require_hub_access(repo_id: str | None = None) -> None:
+    """Fails before training when a push could not happen: offline mode, no token, or no network to the Hub."""
     from huggingface_hub import get_token
 
     if os.environ.get("HF_HUB_OFFLINE") == "1":
@@ -30,6 +32,27 @@ def require_hub_access() -> None:
     if get_token() is None:
         raise KitError("--push_to_hub needs a Hugging Face token: run `huggingface-cli login` (or set HF_TOKEN to a "
                        "token with write access), or drop --push_to_hub")
+    problem = _connection_problem()
+    if problem:
+        target = repo_id or "a repository of your account"
+        raise KitError(f"--push_to_hub needs the Hugging Face Hub to push {target}, but {problem}; nothing was "
+                       "trained. Connect this machine (or fix HF_ENDPOINT), or drop --push_to_hub and upload the run "
+                       f"folder later with `huggingface-cli upload {repo_id or 'USER/REPO'} RUN_FOLDER`")
+
+
+def _connection_problem(timeout_s: float = 5.0) -> str | None:
+    """Why the Hub endpoint takes no connection, or None: a TCP connection, so no minute of HTTP retries."""
+    from huggingface_hub import constants
+
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return None  # The proxy, not this machine, reaches the Hub.
+    endpoint = urlparse(constants.ENDPOINT)
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout_s).close()
+    except OSError as problem:
+        return f"{constants.ENDPOINT} cannot be reached from this machine ({problem.strerror or problem})"
+    return None
 
 
 def files_to_push(run_dir: Path) -> list[str]:
@@ -45,9 +68,16 @@ def push_run(run_dir: Path, repo_id: str | None, private: bool) -> str:
     from huggingface_hub import HfApi
 
     api = HfApi()
-    repo_id = repo_id or f"{api.whoami()['name']}/{run_dir.name}"
-    api.create_repo(repo_id, private=private or None, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=run_dir, ignore_patterns=HUB_IGNORE_PATTERNS,
-                      commit_message=f"Finished run {run_dir.name}: model, model card and dev metrics")
+    try:
+        repo_id = repo_id or f"{api.whoami()['name']}/{run_dir.name}"
+        api.create_repo(repo_id, private=private or None, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=run_dir, ignore_patterns=HUB_IGNORE_PATTERNS,
+                          commit_message=f"Finished run {run_dir.name}: model, model card and dev metrics")
+    except OSError as problem:  # requests' and huggingface_hub's errors: no network, refused token, quota.
+        reason = " ".join(str(problem).split())[:300]
+        target = repo_id or f"<your account>/{run_dir.name}"
+        raise KitError(f"could not push {run_dir} to the Hub as {target} ({type(problem).__name__}: {reason}); "
+                       f"the finished run is kept in {run_dir}: upload it later with `huggingface-cli upload "
+                       f"{target} {run_dir}`") from None
     logger.info("pushed %s to https://huggingface.co/%s", run_dir, repo_id)
     return repo_id

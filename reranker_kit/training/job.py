@@ -47,7 +47,7 @@ def run_training(config: TrainingConfig) -> None:
     resolve_model_name(config.model.base_model)  # A mistyped model folder fails before any folder is created.
     check_first_stage_inputs(config.negatives, corpus)
     if config.output.push_to_hub:
-        require_hub_access()  # Not after an hour of training.
+        require_hub_access(config.output.hub_model_id)  # Not after an hour of training.
     if config.evaluation.cv_folds > 1:
         cross_validate(config, corpus, queries)
         return

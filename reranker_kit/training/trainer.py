@@ -9,6 +9,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from reranker_kit.basics.files import share_like_other_files
 from reranker_kit.basics.interrupts import raise_if_interrupted
 from reranker_kit.training.dataset import MODEL_INPUT_KEYS
 from reranker_kit.training.progress import write_checkpoint_progress
@@ -34,6 +35,11 @@ class RerankerTrainer(Trainer):
         outputs = model(**model_inputs)
         loss = self.loss(outputs.logits, inputs)
         return (loss, outputs) if return_outputs else loss
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        # Every save of the weights (checkpoints and the finished run) passes here; safetensors writes them 0600.
+        super()._save(output_dir, state_dict)
+        share_like_other_files(output_dir if output_dir is not None else self.args.output_dir)
 
     def push_to_hub(self, *args, **kwargs):
         # save_model() would push here, before the kit has written its model card and metrics, and the
