@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from reranker_kit.data.loading import load_corpus, load_queries
 from reranker_kit.basics.errors import DataError, KitError
+from reranker_kit.data.loading import load_corpus, load_queries
 
 from conftest import QUICK, ROOT, data_flags, run_script, write_corpus
 

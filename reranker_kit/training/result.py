@@ -1,9 +1,14 @@
 """What one training run produced, as typed objects passed from the trainer to the run folder and CV."""
 
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from reranker_kit.fusion import FusionChoice
-from reranker_kit.training.model_choice import ModelChoice
+
+if TYPE_CHECKING:  # Only the annotation: training.model_choice imports torch, and the CLIs import this module.
+    from reranker_kit.training.model_choice import ModelChoice
 
 
 @dataclass(frozen=True)
