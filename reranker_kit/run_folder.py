@@ -105,6 +105,16 @@ def finished_time(run_dir: Path) -> datetime:
         return datetime.strptime(stamp, "%Y%m%d-%H%M%S") if stamp else datetime.min
 
 
+def unusable_run_problem(path: str | Path) -> str | None:
+    """Why a folder named like a run cannot be used as a model: unfinished, or its training_info.json is damaged."""
+    path = Path(path)
+    if path.is_dir() and path.name.startswith(RUN_PREFIX) and not is_complete(path):
+        return (f"{path} is an unfinished run (no {COMPLETION_MARKER}); pick a finished run or one of its "
+                "checkpoint-N folders, or resume it with --resume_from_checkpoint latest")
+    problem = run_info_problem(path) if path.is_dir() else None
+    return f"{path}: {problem}; train that run again, or pick another run" if problem else None
+
+
 def run_info_problem(run_dir: str | Path) -> str | None:
     """What is wrong with a run's training_info.json, or None when it is absent or a JSON object."""
     path = Path(run_dir) / COMPLETION_MARKER

@@ -284,20 +284,41 @@ def test_false_negatives_are_dropped_within_the_relative_margin():
     assert filter_false_negatives(groups, corpus, score, margin=0.0)[1] == 1  # Only the negative above the positive.
 
 
-def test_fine_tune_mines_with_hybrid_and_filters_false_negatives(small_data, tmp_path):
+def test_fine_tune_mines_with_hybrid_and_filters_false_negatives(small_data, trained_run, tmp_path):
+    """The teacher is a finished run (a trained head); the share cap is lifted so every drop is counted."""
     from conftest import QUICK, data_flags
 
+    teacher, _ = trained_run
     result = run_script("fine_tune_reranker.py", *data_flags(small_data), "--base_model", "bundled-minilm",
                         "--hard_neg_method", "hybrid", "--embedding_model", "bundled-minilm", "--embedding_cache_dir",
-                        str(tmp_path / "cache"), "--expand_documents", "--filter_false_negatives",
-                        "--pseudo_queries_per_document", "0", "--max_steps", "1", *QUICK, cwd=tmp_path)
+                        str(tmp_path / "cache"), "--expand_documents", "--filter_false_negatives", "--teacher_model",
+                        str(teacher), "--max_false_negative_share", "1", "--pseudo_queries_per_document", "0",
+                        "--max_steps", "1", *QUICK, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs").glob("reranker-finetuned-*")
     info = json.loads((run_dir / "training_info.json").read_text())
     assert info["arguments"]["hard_neg_method"] == "hybrid" and info["arguments"]["expand_documents"]
     assert json.loads((run_dir / "fusion.json").read_text())["retriever"] == "hybrid"
     pairs = info["pairs"]
-    # The bundled model's fresh head scores every pair about alike, so hard negatives land within the margin.
+    # A 4-step teacher scores pairs nearly alike, so hard negatives land within the margin.
     assert pairs["false_negatives_dropped"] > 0
     assert pairs["hard_negative_pairs"] + pairs["false_negatives_dropped"] == 2 * pairs["positive_pairs"]
-    assert "false-negative filter: bundled-minilm dropped" in result.stderr
+    assert f"false-negative filter: {teacher} dropped" in result.stderr
+
+
+@pytest.mark.parametrize("teacher_flags, message", [
+    ([], "the teacher bundled-minilm has no trained ranking head"),
+    (["--teacher_model", "RUN", "--false_negative_margin", "0.9999"], "more than --max_false_negative_share 0.5"),
+])
+def test_the_false_negative_filter_refuses_a_teacher_that_cannot_rank(small_data, trained_run, tmp_path,
+                                                                      teacher_flags, message):
+    """#26 case 4: a fresh head, or a teacher that would drop most hard negatives, stops the run with the numbers."""
+    from conftest import QUICK, data_flags
+
+    flags = [str(trained_run[0]) if flag == "RUN" else flag for flag in teacher_flags]
+    result = run_script("fine_tune_reranker.py", *data_flags(small_data), "--base_model", "bundled-minilm",
+                        "--filter_false_negatives", *flags, "--pseudo_queries_per_document", "0", "--max_steps", "1",
+                        *QUICK, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "outputs").glob("reranker-finetuned-*"))

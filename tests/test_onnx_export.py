@@ -118,3 +118,20 @@ def test_onnx_backend_without_an_export_says_how_to_make_one(trained_run):
         Reranker(str(trained_run[0]), backend="tensorrt")
     with pytest.raises(ValueError, match="runs on the CPU"):
         Reranker(str(trained_run[0]), backend="onnx", device="cuda")
+
+
+def test_the_int8_check_scores_the_runs_own_queries_and_reports_top_k_agreement(exported):
+    """#26 case 19: the check measures what users will see, the run's queries against their BM25 candidates."""
+    import re
+
+    line = next(line for line in exported["int8"].stderr.splitlines() if "model_int8.onnx: scores within" in line)
+    assert "x BM25 top 20" in line and re.search(r"the top 5 of \d+% of the \d+ queries unchanged", line), line
+
+
+def test_case_13_the_export_refuses_an_unfinished_run_and_writes_nothing(trained_run, tmp_path):
+    run_dir = tmp_path / trained_run[0].name
+    shutil.copytree(trained_run[0], run_dir)
+    (run_dir / "training_info.json").unlink()
+    result = run_script("rerank.py", "export", str(run_dir), "--onnx", cwd=tmp_path)
+    assert result.returncode == 2 and "is an unfinished run" in result.stderr and "Traceback" not in result.stderr
+    assert not (run_dir / "onnx").exists() and not list(run_dir.glob(".onnx-export-*"))

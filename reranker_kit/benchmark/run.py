@@ -18,18 +18,15 @@ from reranker_kit.reports.html_report import render_html_report
 from reranker_kit.reports.tables import TABLE_METRICS, print_comparison_tables, print_difficulty_tables, print_tables
 from reranker_kit.retrieval.first_stage import describe_candidates
 from reranker_kit.run_folder import (
-    COMPLETION_MARKER,
     REPORT_PREFIX,
-    RUN_PREFIX,
     base_model_name,
     create_run_dir,
-    is_complete,
     newest_finished_run,
-    run_info_problem,
     stored_fusion,
     stored_fusion_first_stage,
     stored_verdict,
     training_file,
+    unusable_run_problem,
 )
 
 logger = logging.getLogger("main")
@@ -115,12 +112,9 @@ def find_fine_tuned(settings: BenchmarkSettings) -> Path | None:
     if settings.reranker != "auto":
         resolve_model_name(settings.reranker)  # A missing folder or damaged weights fail now, before any model loads.
         path = Path(settings.reranker)
-        if path.is_dir() and path.name.startswith(RUN_PREFIX) and not is_complete(path):
-            raise KitError(f"--reranker {path} is an unfinished run (no {COMPLETION_MARKER}); pick a finished run "
-                           "or one of its checkpoint-N folders")
-        problem = run_info_problem(path) if path.is_dir() else None
+        problem = unusable_run_problem(path)
         if problem:
-            raise KitError(f"--reranker {path}: {problem}; train that run again, or pick another run")
+            raise KitError(f"--reranker {problem}")
         report_verdict(path)
         return path
     run_dir = newest_finished_run(settings.runs_root)

@@ -4,10 +4,12 @@ import argparse
 import logging
 
 from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS
+from reranker_kit.commands.common import given_flags
 from reranker_kit.commands.embedding_flags import add_embedding_flags
 from reranker_kit.fusion import FUSION_METHODS
 from reranker_kit.metrics import CUTOFFS
 from reranker_kit.retrieval import RETRIEVER_METHODS
+from reranker_kit.retrieval.first_stage import EMBEDDING_METHODS
 
 logger = logging.getLogger("main")
 DESCRIPTION = "Benchmark retrieve-then-rerank with the club's metrics at k = 3, 5, 7."
@@ -56,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_unused_flags(args, parser) -> None:
+    """A flag main.py would ignore is refused: the user meant something by it that would not happen."""
+    given = given_flags(args, parser)
+    if args.reranker == "none" and "fusion_weight" in given and args.fusion_weight != "none":
+        parser.error("--fusion_weight fuses the fine-tuned reranker with the first stage, and --reranker none has "
+                     "none: drop --fusion_weight, or give --reranker")
+    if "fusion_method" in given and (args.fusion_weight == "none" or args.reranker == "none"):
+        parser.error("--fusion_method only matters for the fused row, which --fusion_weight none / --reranker none "
+                     "turn off: drop --fusion_method")
+    if "embedding_model" in given and args.retriever not in EMBEDDING_METHODS and not args.candidates:
+        parser.error(f"--embedding_model is used by --retriever dense or hybrid, not {args.retriever}: add "
+                     "--retriever hybrid (or dense), or drop --embedding_model")
+
+
 def validate_args(args, parser) -> None:
     if args.top_n < 1 or args.batch_size < 1 or args.max_length < 16:
         parser.error("--top_n and --batch_size must be at least 1 and --max_length at least 16")
@@ -73,6 +89,7 @@ def validate_args(args, parser) -> None:
     if beyond:
         logger.warning("--k %s is above --top_n %d: only %d candidates are ranked, so those cut-offs equal @%d; "
                        "raise --top_n to measure them", " ".join(map(str, beyond)), args.top_n, args.top_n, args.top_n)
+    refuse_unused_flags(args, parser)
     if args.fusion_weight not in ("auto", "none"):
         try:
             weight = float(args.fusion_weight)

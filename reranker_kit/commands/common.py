@@ -41,6 +41,11 @@ def parse_arguments(parser: argparse.ArgumentParser, validate: Callable, argv: l
 
 
 
+def given_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> set[str]:
+    """The flags whose value differs from the parser's default: what the user asked for (and may be ignored)."""
+    return {name for name, value in vars(args).items() if value != parser.get_default(name)}
+
+
 def run_cli(main: Callable[[], None]) -> None:
     """Runs a script's `main`: a `KitError` becomes one logged line and exit status 2, Ctrl-C one line and 130."""
     install_interrupt_handlers()

@@ -4,9 +4,11 @@ import argparse
 import importlib.util
 
 from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS
+from reranker_kit.commands.common import given_flags
 from reranker_kit.commands.embedding_flags import add_embedding_flags
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
 from reranker_kit.retrieval import RETRIEVER_METHODS
+from reranker_kit.retrieval.first_stage import EMBEDDING_METHODS
 from reranker_kit.training.config import LOSS_NAMES
 
 DESCRIPTION = "Fine-tune a cross-encoder reranker on the club's corpus and queries."
@@ -65,6 +67,9 @@ def _add_negatives_flags(negatives) -> None:
     negatives.add_argument("--false_negative_margin", type=float, default=0.05,
                            help="Relative margin: a hard negative is kept only if its teacher probability is at most "
                                 "(1 - margin) x the positive's.")
+    negatives.add_argument("--max_false_negative_share", type=float, default=0.5,
+                           help="Stop when the filter would drop more than this share of the hard negatives: a "
+                                "teacher that drops most of them cannot tell relevant from hard.")
     negatives.add_argument("--teacher_model", type=str, default=None,
                            help="Reranker that judges false negatives (default: --base_model, useful only when it "
                                 "already ranks, such as namdp-ptit/ViRanker).")
@@ -190,6 +195,8 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error("--lora_r must be 0 (off) or more, --lora_dropout in [0, 1) and --lora_alpha positive")
     if args.lora_r and args.freeze_word_embeddings:
         parser.error("--freeze_word_embeddings is implied by --lora_r (only adapters and the head train): drop it")
+    if not 0 < args.max_false_negative_share <= 1:
+        parser.error(f"--max_false_negative_share must be in (0, 1], got {args.max_false_negative_share}")
     if not 0 <= args.false_negative_margin < 1:
         parser.error(f"--false_negative_margin must be in [0, 1), got {args.false_negative_margin}")
     if args.teacher_model and not args.filter_false_negatives:
@@ -204,3 +211,24 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--save_steps ({args.save_steps}) must be a multiple of --eval_steps ({args.eval_steps}) "
                      "so the best checkpoint is always saved")
     validate_tracking_and_hub_flags(args, parser)
+    refuse_unused_flags(args, parser)
+
+
+def refuse_unused_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """A flag the run would ignore is refused: the user meant something by it that would not happen."""
+    given = given_flags(args, parser)
+    unused = {
+        "early_stopping_patience": (args.dev_ratio == 0 and not args.cv_folds,
+                                    "needs dev queries to watch, and --dev_ratio 0 holds none out"),
+        "cv_keep_models": (not args.cv_folds, "keeps the models of cross-validation folds; add --cv_folds N"),
+        "dev_ratio": (bool(args.cv_folds), "is unused with --cv_folds: each fold holds out its own queries"),
+        "false_negative_margin": (not args.filter_false_negatives, "only matters with --filter_false_negatives"),
+        "max_false_negative_share": (not args.filter_false_negatives, "only matters with --filter_false_negatives"),
+        "lora_alpha": (not args.lora_r, "only matters with --lora_r N"),
+        "lora_dropout": (not args.lora_r, "only matters with --lora_r N"),
+        "embedding_model": (args.hard_neg_method not in EMBEDDING_METHODS,
+                            f"is used by --hard_neg_method dense or hybrid, not {args.hard_neg_method}"),
+    }
+    for flag, (ignored, why) in unused.items():
+        if flag in given and ignored:
+            parser.error(f"--{flag} {why}: drop it, or add what it needs")

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -123,21 +124,49 @@ def _move_into_place(staging: Path, onnx_dir: Path) -> list[Path]:
     return written
 
 
-def check_export(model_dir: Path, int8: bool) -> dict[str, float]:
-    """Largest |ONNX - torch| score difference on CHECK_PAIRS for each export present."""
+@dataclass(frozen=True)
+class ExportCheck:
+    """How far an export's scores are from torch's on the check pairs, and whether the rankings agree."""
+
+    pairs: int
+    max_difference: float
+    top_k: int
+    top_k_agreement: float  # Share of the check queries whose top-k documents are the same set as torch's.
+
+
+def check_export(model_dir: Path, int8: bool, pairs: list[tuple[str, str]] | None = None,
+                 group_sizes: list[int] | None = None, top_k: int = 5) -> dict[str, ExportCheck]:
+    """|ONNX - torch| on `pairs` (default CHECK_PAIRS) for each export present, and top-k agreement per group.
+
+    `group_sizes` splits `pairs` into queries (each query's candidates in a row), so the check measures what
+    users will see: whether the export changes a query's top k.
+    """
+    pairs = pairs or CHECK_PAIRS
+    group_sizes = group_sizes or [len(pairs)]
     # Deferred: both import torch, which `rerank.py export`'s flag checks must not wait for.
     from reranker_kit.models.loading import load_cross_encoder
     from reranker_kit.models.pair_encoding import position_limit, score_pairs, score_with
 
     model, tokenizer, _ = load_cross_encoder(str(model_dir))
     max_length = min(512, position_limit(model.config))
-    reference = score_pairs(model, tokenizer, CHECK_PAIRS, max_length, batch_size=8)
-    differences = {}
+    reference = score_pairs(model, tokenizer, pairs, max_length, batch_size=8)
+    checks = {}
     for quantized in (False, True) if int8 else (False,):
         onnx_model = OnnxCrossEncoder(onnx_file(model_dir, quantized), model.config)
-        scores = score_with(onnx_model.logits, tokenizer, CHECK_PAIRS, max_length, batch_size=8)
-        differences[INT8_FILE if quantized else FP32_FILE] = float(np.max(np.abs(scores - reference)))
-    return differences
+        scores = score_with(onnx_model.logits, tokenizer, pairs, max_length, batch_size=8)
+        checks[INT8_FILE if quantized else FP32_FILE] = ExportCheck(
+            pairs=len(pairs), max_difference=float(np.max(np.abs(scores - reference))), top_k=top_k,
+            top_k_agreement=_top_k_agreement(reference, scores, group_sizes, top_k))
+    return checks
+
+
+def _top_k_agreement(reference: np.ndarray, scores: np.ndarray, group_sizes: list[int], top_k: int) -> float:
+    same, start = 0, 0
+    for size in group_sizes:
+        ours, theirs = reference[start:start + size], scores[start:start + size]
+        same += set(np.argsort(-ours, kind="stable")[:top_k]) == set(np.argsort(-theirs, kind="stable")[:top_k])
+        start += size
+    return same / len(group_sizes)
 
 
 

@@ -34,6 +34,7 @@ class NegativeSettings:
     candidates: str | None
     filter_false_negatives: bool
     false_negative_margin: float
+    max_false_negative_share: float
     teacher_model: str | None
 
 

@@ -45,7 +45,7 @@ def run_training(config: TrainingConfig) -> None:
     queries = merge_duplicate_queries(load_queries(config.data.train_xlsx, corpus))
     require_negatives(corpus, queries, config.data.corpus_csv)
     resolve_model_name(config.model.base_model)  # A mistyped model folder fails before any folder is created.
-    check_first_stage_inputs(config.negatives, corpus)
+    check_first_stage_inputs(config.negatives, corpus, config.model.base_model)
     if config.output.push_to_hub:
         require_hub_access(config.output.hub_model_id)  # Not after an hour of training.
     if config.evaluation.cv_folds > 1:
@@ -121,7 +121,8 @@ def train_one(config: TrainingConfig, corpus: dict[int, str], train_queries: lis
         summary = DataSummary(documents=len(corpus), train_queries=len(labelled_train_queries),
                               augmented_train_queries=len(train_queries), dev_queries=len(dev_queries),
                               train_pairs=train_report.as_dict(), dev_pairs=dev_report.as_dict(),
-                              answer_queries=len(answer_queries), corpus_sentence_queries=len(sentence_queries))
+                              answer_queries=len(answer_queries), corpus_sentence_queries=len(sentence_queries),
+                              dev_candidates_from_file=mined.dev_from_file)
         report_finished(write_finished_run(run_dir, config, result, summary, started), run_dir, result)
         if config.output.push_to_hub:
             push_run(run_dir, result.hub_model_id or config.output.hub_model_id, private=config.output.hub_private_repo)

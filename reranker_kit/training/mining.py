@@ -7,7 +7,7 @@ The index lives only while mining: a dense encoder's memory is free again before
 import logging
 from dataclasses import dataclass
 
-from reranker_kit.basics.errors import DataError
+from reranker_kit.basics.errors import DataError, KitError
 from reranker_kit.basics.model_files import resolve_model_name
 from reranker_kit.data.loading import Query
 from reranker_kit.retrieval import FirstStage
@@ -31,6 +31,7 @@ class MinedData:
     dev_groups: list[TrainingGroup]
     dev_report: MiningReport
     dev_candidates: Candidates | None  # None without dev queries.
+    dev_from_file: bool = False  # Whether any dev query's candidates came from --candidates.
 
 
 def mine(config: TrainingConfig, corpus: dict[int, str], labelled_train_queries: list[Query], train_queries: list[Query],
@@ -49,8 +50,10 @@ def mine(config: TrainingConfig, corpus: dict[int, str], labelled_train_queries:
                     len(labelled_train_queries))
     first_stage = FirstStage(negatives.hard_neg_method, negatives.embedding_model, negatives.embedding_cache_dir)
     index = first_stage.index([documents[doc_id] for doc_id in doc_ids])
+    dev_from_file = False
     if negatives.candidates:
         index = ranked_lists(negatives, config.data.train_xlsx, corpus, index, labelled_train_queries, dev_queries)
+        dev_from_file = index.covers(dev_queries) > 0
     mining = (index, doc_ids, negatives.num_hard_negatives, negatives.num_random_negatives,
               effective_hard_top_k(negatives.hard_neg_top_k, len(doc_ids)))
     train_groups, train_report = mine_training_groups(train_queries, *mining, seed)
@@ -59,7 +62,7 @@ def mine(config: TrainingConfig, corpus: dict[int, str], labelled_train_queries:
     dev_groups, dev_report = mine_training_groups(dev_queries, *mining, seed + 1)
     top_n = config.evaluation.dev_top_n
     dev_candidates = retrieve_candidates(index, doc_ids, dev_queries, top_n) if dev_queries else None
-    return MinedData(train_groups, train_report, dev_groups, dev_report, dev_candidates)
+    return MinedData(train_groups, train_report, dev_groups, dev_report, dev_candidates, dev_from_file)
 
 
 def ranked_lists(negatives: NegativeSettings, train_xlsx: str, corpus: dict[int, str], fallback,
@@ -76,12 +79,25 @@ def ranked_lists(negatives: NegativeSettings, train_xlsx: str, corpus: dict[int,
     return retriever
 
 
-def check_first_stage_inputs(negatives: NegativeSettings, corpus: dict[int, str]) -> None:
+def require_ranking_teacher(teacher: str) -> None:
+    """A teacher with a fresh head scores every pair about alike: it would drop nearly every hard negative."""
+    from reranker_kit.models.weight_ensembling import has_trained_head  # Defers torch until a teacher is asked for.
+
+    if not has_trained_head(teacher):
+        raise KitError(f"--filter_false_negatives: the teacher {teacher} has no trained ranking head (a fresh head "
+                       "scores every pair about alike and would drop almost every hard negative). Give --teacher_model "
+                       "a reranker that already ranks, such as namdp-ptit/ViRanker or a finished run folder, or drop "
+                       "--filter_false_negatives")
+
+
+def check_first_stage_inputs(negatives: NegativeSettings, corpus: dict[int, str], base_model: str) -> None:
     """The embedding and teacher model names and the candidates file, checked before any folder is created."""
     if negatives.hard_neg_method in EMBEDDING_METHODS:
         resolve_model_name(negatives.embedding_model)
     if negatives.teacher_model:
         resolve_model_name(negatives.teacher_model)
+    if negatives.filter_false_negatives:
+        require_ranking_teacher(negatives.teacher_model or base_model)
     if negatives.candidates:
         read_candidates_file(negatives.candidates, corpus)
 
@@ -96,6 +112,12 @@ def drop_false_negatives(config: TrainingConfig, corpus: dict[int, str], groups:
     teacher = Reranker(model_name=teacher_name, max_length=config.model.max_seq_length,
                        batch_size=config.evaluation.eval_batch_size)
     kept, dropped = filter_false_negatives(groups, corpus, teacher.compute_score, margin)
+    total, share = report.hard_negative_pairs, config.negatives.max_false_negative_share
+    if total and dropped > share * total:
+        raise KitError(f"--filter_false_negatives: the teacher {teacher_name} would drop {dropped} of {total} hard "
+                       f"negatives ({dropped / total:.0%}), more than --max_false_negative_share {share:g}: it cannot "
+                       "tell relevant documents from hard negatives. Use a stronger --teacher_model, a smaller "
+                       "--false_negative_margin, or drop --filter_false_negatives")
     report.false_negatives_dropped = dropped
     report.hard_negative_pairs -= dropped
     logger.info("false-negative filter: %s dropped %d of %d hard negatives scored within %.0f%% of their positive",

@@ -58,7 +58,8 @@ def write_finished_run(run_dir: Path, config: TrainingConfig, result: TrainingRe
     write_json_atomic(run_dir / DEV_METRICS_FILE, dev_metrics)
     write_json_atomic(run_dir / "train_results.json", result.train_metrics)
     if result.fusion:
-        write_json_atomic(run_dir / FUSION_FILE, {**result.fusion.as_json(), **dev_candidates_description(config)})
+        write_json_atomic(run_dir / FUSION_FILE, {**result.fusion.as_json(),
+                                                  **dev_candidates_description(config, data.dev_candidates_from_file)})
     plot_training_curves(result.log_history, dev_metrics.get("baseline"), config.evaluation.metric_for_best_model,
                          run_dir / "training_curves.png")
     info = {
@@ -86,11 +87,14 @@ def write_finished_run(run_dir: Path, config: TrainingConfig, result: TrainingRe
     return info
 
 
-def dev_candidates_description(config: TrainingConfig) -> dict:
-    """What produced the dev candidates the fusion was chosen on (fusion.json), from the run's own settings."""
+def dev_candidates_description(config: TrainingConfig, from_file: bool) -> dict:
+    """What produced the dev candidates the fusion was chosen on (fusion.json), from the run's own settings.
+
+    `from_file`: whether any dev query's candidates came from --candidates (the others used --hard_neg_method).
+    """
     negatives = config.negatives
     return describe_candidates(negatives.hard_neg_method, config.evaluation.dev_top_n, negatives.expand_documents,
-                               negatives.embedding_model, from_file=negatives.candidates is not None)
+                               negatives.embedding_model, from_file=from_file)
 
 
 def card_facts(config: TrainingConfig) -> CardFacts:

@@ -23,6 +23,7 @@ class DataSummary:
     dev_pairs: dict
     answer_queries: int = 0  # Ground-truth answers used as extra training queries.
     corpus_sentence_queries: int = 0  # Corpus sentences used as extra training queries.
+    dev_candidates_from_file: bool = False  # Whether a dev query's candidates came from --candidates.
 
     def as_dict(self) -> dict:
         return asdict(self)
