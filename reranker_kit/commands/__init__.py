@@ -1,0 +1,1 @@
+"""The command-line parsers and `main()`s the root scripts dispatch to."""
