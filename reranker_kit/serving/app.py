@@ -57,6 +57,7 @@ def create_app(settings: ServingSettings, load: Callable[[ServingSettings], obje
     app = FastAPI(title="reranker-kit", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.served = served
     app.add_exception_handler(RequestError, _request_error_response)
+    app.add_exception_handler(Exception, _scoring_failure_response)
     _add_routes(app, served)
     return app
 
@@ -84,8 +85,9 @@ def _add_routes(app: FastAPI, served: ServedModel) -> None:
         return JSONResponse({"status": served.state, "error": served.problem}, status_code=503)
 
     @app.get("/info")
-    async def info():
-        return served.info()
+    async def info(request: Request):
+        batcher = request.app.state.batcher
+        return {**served.info(), "batches_scored": batcher.batches_scored, "requests_scored": batcher.requests_scored}
 
     @app.post("/rerank")
     async def rerank_tei(request: Request):
@@ -113,3 +115,9 @@ async def _score(request: Request, served: ServedModel, query: str, documents: l
 
 async def _request_error_response(request: Request, error: RequestError) -> JSONResponse:
     return JSONResponse(error_body(error), status_code=error.status)
+
+
+async def _scoring_failure_response(request: Request, error: Exception) -> JSONResponse:
+    # A bug or a model failure, not the client's mistake: say so in JSON; uvicorn logs the traceback.
+    message = f"scoring failed on the server ({type(error).__name__}: {error}); the server log has the traceback"
+    return JSONResponse({"error": message, "error_type": "server", "message": message}, status_code=500)

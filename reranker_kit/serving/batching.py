@@ -49,6 +49,9 @@ class MicroBatcher:
         self._queue: deque[_Job] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        # For /info: how much batching happened (requests scored per batch is the batching factor).
+        self.batches_scored = 0
+        self.requests_scored = 0
 
     def start(self) -> None:
         """Starts the batching loop on the running event loop."""
@@ -125,6 +128,8 @@ class MicroBatcher:
             for job in batch:
                 await self._score_batch([job])
             return
+        self.batches_scored += 1
+        self.requests_scored += len(batch)
         start = 0
         for job in batch:
             _finish(job, results=list(results[start:start + len(job.pairs)]))
