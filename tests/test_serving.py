@@ -19,10 +19,11 @@ import httpx
 import pytest
 import uvicorn
 
-from conftest import ROOT
 from reranker_kit.errors import KitError
 from reranker_kit.serving.app import create_app
 from reranker_kit.serving.settings import ServingSettings
+
+from conftest import ROOT
 
 LOOPBACK = "127.0.0.1"
 MAX_LENGTH = 64  # Short pairs keep each request to milliseconds on 2 CPU cores.

@@ -17,8 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from reranker_kit.serving.batching import MicroBatcher
-from reranker_kit.serving.requests import (RequestError, parse_cohere_request, parse_tei_request,
-                                           read_json_body)
+from reranker_kit.serving.requests import RequestError, parse_cohere_request, parse_tei_request, read_json_body
 from reranker_kit.serving.responses import cohere_response, error_body, tei_response
 from reranker_kit.serving.served_model import FAILED, READY, ServedModel, load_reranker
 from reranker_kit.serving.settings import ServingSettings
