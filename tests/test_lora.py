@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS, load_cross_encoder
+from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS
+from reranker_kit.models.loading import load_cross_encoder
 from reranker_kit.models.lora import (
     apply_lora,
     head_module_names,
