@@ -400,3 +400,50 @@ def test_a_run_folder_written_before_the_typed_config_is_found_read_and_evaluate
                         "--pretrained_reranker", "none", "--top_n", "5", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"fine-tuned reranker: outputs/{old.name}" in result.stderr and "fused_minmax_w0.0" in result.stdout
+
+
+def test_serving_parts_on_their_own():
+    """The server's request parsing, responses and micro-batcher without HTTP (tests/test_serving.py goes through it)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reranker_kit.serving.batching import MicroBatcher
+    from reranker_kit.serving.requests import RequestError, parse_cohere_request, parse_tei_request
+    from reranker_kit.serving.responses import cohere_response, tei_response
+    from reranker_kit.serving.served_model import ServedModel
+    from reranker_kit.serving.settings import ServingSettings
+
+    tei = parse_tei_request({"query": "phí", "texts": ["a", "b"], "raw_scores": True}, max_documents=5)
+    assert [item["index"] for item in tei_response(tei, [(0.1, 3), (2.0, 3)])] == [1, 0]
+    cohere = parse_cohere_request({"query": "phí", "documents": [{"text": "a"}, "b"], "top_n": 1}, max_documents=5)
+    assert [item["index"] for item in cohere_response(cohere, [(0.1, 3), (2.0, 3)], "m")["results"]] == [1]
+    with pytest.raises(RequestError):
+        parse_tei_request({"query": "", "texts": ["a"]}, max_documents=5)
+
+    calls = []
+
+    def score(pairs):
+        calls.append(len(pairs))
+        return [len(text) for _, text in pairs]
+
+    async def two_requests():
+        batcher = MicroBatcher(score, ThreadPoolExecutor(1), max_batch_pairs=8, max_wait_s=0.05)
+        batcher.start()
+        results = await asyncio.gather(batcher.score([("q", "ab")]), batcher.score([("q", "abc"), ("q", "a")]))
+        await batcher.stop()
+        return results
+
+    assert asyncio.run(two_requests()) == [[2], [3, 1]] and calls == [3]  # One batch, each its own answer.
+    settings = ServingSettings(model="bundled-minilm", backend="torch", device="cpu", max_length=64, batch_size=4,
+                               max_batch_pairs=8, max_wait_ms=1, max_documents=10, max_body_bytes=4096)
+    served = ServedModel(settings, load=lambda settings: None)
+    served.fail("no weights")
+    assert served.info()["status"] == "failed"
+
+
+def test_comparison_pairs_report_what_fine_tuning_and_fusion_gained():
+    from reranker_kit.benchmark.comparisons import comparison_pairs
+
+    assert comparison_pairs(["first_stage", "pretrained", "fine_tuned", "fused_rrf_w0.2"]) == [
+        ("fine_tuned", "pretrained"), ("fine_tuned", "first_stage"), ("fused_rrf_w0.2", "first_stage")]
+    assert comparison_pairs(["first_stage"]) == []

@@ -6,7 +6,7 @@ Both shapes sort best first (ties keep the input order) and report sigmoid proba
 
 import uuid
 
-from reranker_kit.models.pair_encoding import sigmoid
+from reranker_kit.basics.scores import sigmoid
 from reranker_kit.serving.requests import CohereRequest, RequestError, TeiRequest
 
 # Cohere's `meta.api_version`: its clients read it, and version 2 is the shape of these results.
