@@ -14,17 +14,14 @@ from reranker_kit.data.augmentation import answers_as_queries, passages_as_queri
 from reranker_kit.data.loading import Query, load_corpus, load_queries
 from reranker_kit.data.splits import fold_splits, merge_duplicate_queries, split_queries
 from reranker_kit.distributed import is_main_process, run_on_main
-from reranker_kit.errors import CheckpointError, DataError, KitError
+from reranker_kit.errors import DataError, KitError
 from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.run_folder import (
     CV_PREFIX,
     check_writable_folder,
-    checkpoints,
     create_run_dir,
     discard_unstarted_run,
-    is_checkpoint,
-    is_complete,
-    newest_unfinished_run_with_checkpoint,
+    locate_run_dir,
     read_checkpoint_progress,
     remove_model_files,
     write_finished_run,
@@ -164,50 +161,9 @@ def cross_validate(args: argparse.Namespace, corpus: dict[int, str], queries: li
 
 
 def resolve_run_dir(args: argparse.Namespace) -> tuple[Path, Path | None]:
-    """The run folder and, when resuming, the checkpoint to resume from.
-
-    A new run always gets a folder of its own; resuming writes into the interrupted run's folder.
-    """
-    if args.resume_from_checkpoint is None:
-        return new_run_dir(args), None
-    if args.resume_from_checkpoint == "latest":
-        run_dir = Path(args.output_dir) if args.output_dir is not None else newest_unfinished_run_with_checkpoint(args.runs_root)
-        if run_dir is None:
-            raise CheckpointError(f"--resume_from_checkpoint latest: no unfinished run with a checkpoint under "
-                                  f"{args.runs_root}; start a new run instead")
-        found = checkpoints(run_dir)
-        if not found:
-            raise CheckpointError(f"--resume_from_checkpoint latest: {run_dir} holds no checkpoint-N folder; "
-                                  "start a new run instead")
-        checkpoint = found[-1]
-    else:
-        checkpoint = Path(args.resume_from_checkpoint)
-        if not is_checkpoint(checkpoint):
-            raise CheckpointError(
-                f"--resume_from_checkpoint {checkpoint} is not a Trainer checkpoint (a checkpoint-N folder with "
-                "trainer_state.json, config.json and the weights). To start from a model's weights only, pass it "
-                "as --base_model instead.")
-        run_dir = checkpoint.parent
-        if args.output_dir is not None and Path(args.output_dir).resolve() != run_dir.resolve():
-            raise CheckpointError(f"--output_dir {args.output_dir} differs from the folder of the checkpoint "
-                                  f"({run_dir}); drop --output_dir, a resumed run continues in its own folder")
-    if is_complete(run_dir):
-        raise CheckpointError(f"{run_dir} finished already; to train further, start a new run with "
-                              f"--base_model {run_dir}")
-    check_base_model(checkpoint, args.base_model)
-    logger.info("resuming %s from %s", run_dir, checkpoint.name)
+    """The run folder and, when resuming, the checkpoint to resume from (checked against --base_model)."""
+    run_dir, checkpoint = locate_run_dir(args.runs_root, args.output_dir, args.resume_from_checkpoint)
+    if checkpoint is not None:
+        check_base_model(checkpoint, args.base_model)
+        logger.info("resuming %s from %s", run_dir, checkpoint.name)
     return run_dir, checkpoint
-
-
-def new_run_dir(args: argparse.Namespace) -> Path:
-    """A new folder under --runs_root, or the --output_dir given, which must be new or empty."""
-    if args.output_dir is None:
-        check_writable_folder(args.runs_root, "--runs_root")
-        return create_run_dir(args.runs_root)
-    run_dir = Path(args.output_dir)
-    check_writable_folder(run_dir, "--output_dir")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise KitError(f"--output_dir {run_dir} already holds files; give a new folder, or resume that run "
-                       "with --resume_from_checkpoint latest")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
