@@ -131,3 +131,32 @@ def test_the_embedding_cache_never_serves_the_base_to_a_fine_tuned_encoder(embed
     assert not np.allclose(base.document_embeddings, tuned.document_embeddings)
     again = DenseIndex(documents, SentenceEncoder.load(str(trained)), tmp_path)
     assert again.cache_hit and np.array_equal(again.document_embeddings, tuned.document_embeddings)
+
+
+def test_main_ranks_with_the_newest_embedder_run_beside_its_base(embedder_run, small_data, tmp_path):
+    from datetime import datetime, timedelta
+
+    from test_cli_contract import set_finished_at
+
+    runs_root = tmp_path / "outputs"
+    older = shutil.copytree(embedder_run[0], runs_root / "embedder-finetuned-20990101-000000")
+    newer = shutil.copytree(embedder_run[0], runs_root / "embedder-finetuned-20200101-000000")  # Named older.
+    set_finished_at(older, datetime.now() - timedelta(days=1))
+    set_finished_at(newer, datetime.now())
+    flags = ["--corpus_csv", str(small_data["corpus"]), "--eval_xlsx", str(small_data["test"]), "--top_n", "5",
+             "--runs_root", str(runs_root), "--reranker", "none", "--pretrained_reranker", "none", "--retriever",
+             "hybrid", "--embedding_cache_dir", str(tmp_path / "cache")]
+    result = run_script("main.py", *flags, "--output_json", str(tmp_path / "report.json"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"embedding model: {newer} (newest finished embedder run under {runs_root})" in result.stderr
+    assert "first_stage_base_encoder" in result.stdout
+    first_stage = json.loads((tmp_path / "report.json").read_text())["first_stage"]
+    weights = json.loads((newer / "hybrid.json").read_text())["dense_weight"]
+    assert first_stage["embedding_model"] == str(newer) and first_stage["dense_weight"] == weights["run"]
+    assert first_stage["base_encoder"]["embedding_model"] == "bundled-minilm"
+    assert first_stage["base_encoder"]["dense_weight"] == weights["base"]
+
+    base_only = run_script("main.py", *flags, "--embedding_model", "base", cwd=tmp_path)
+    assert base_only.returncode == 0, base_only.stderr[-3000:]
+    assert "embedding model: bundled-minilm (--embedding_model base" in base_only.stderr
+    assert "first_stage_base_encoder" not in base_only.stdout

@@ -7,6 +7,7 @@ Three sources: the kit's own index (`--retriever`), that index over expanded doc
 import logging
 from pathlib import Path
 
+from reranker_kit.benchmark.encoders import EncoderChoice
 from reranker_kit.data.loading import Query, load_queries
 from reranker_kit.errors import KitError
 from reranker_kit.pipeline import Candidates, retrieve_candidates
@@ -16,9 +17,9 @@ from reranker_kit.run_folder import training_file
 logger = logging.getLogger("main")
 
 
-def first_stage_candidates(args, corpus: dict[int, str], datasets: dict[str, list[Query]], fine_tuned_path: Path | None
-                           ) -> tuple[dict[str, Candidates], dict]:
-    """({file name: candidates}, the report's description of the first stage)."""
+def first_stage_candidates(args, corpus: dict[int, str], datasets: dict[str, list[Query]], fine_tuned_path: Path | None,
+                           encoder: EncoderChoice | None = None) -> tuple[dict[str, Candidates], dict]:
+    """({file name: candidates}, the report's description of the first stage); `encoder` for dense and hybrid."""
     if args.candidates:
         from reranker_kit.retrieval.candidates_file import candidates_from_file, read_candidates_file
 
@@ -26,7 +27,8 @@ def first_stage_candidates(args, corpus: dict[int, str], datasets: dict[str, lis
         logger.info("first stage: %d ranked lists from %s", len(lists), args.candidates)
         return (candidates_from_file(lists, datasets, args.candidates, args.top_n),
                 {"method": "candidates_file", "candidates_file": str(Path(args.candidates).resolve())})
-    first_stage = FirstStage(args.retriever, args.embedding_model, args.embedding_cache_dir)
+    first_stage = FirstStage(args.retriever, encoder.model if encoder else args.embedding_model,
+                             args.embedding_cache_dir, encoder.dense_weight if encoder else None)
     described = first_stage.describe()
     doc_ids = list(corpus)
     if not args.expand_documents:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from reranker_kit.benchmark.arguments import build_parser, validate_args
 from reranker_kit.benchmark.candidates import first_stage_candidates
+from reranker_kit.benchmark.encoders import EncoderChoice, choose_encoder
 from reranker_kit.benchmark.report import (
     TABLE_METRICS,
     chart_path,
@@ -39,6 +40,8 @@ from reranker_kit.run_folder import (
 
 logger = logging.getLogger("main")
 DEFAULT_EVAL_FILES = ("train_data_proptit.xlsx", "test_data_proptit.xlsx")
+# The dense or hybrid first stage with the embedder run's base encoder, beside `first_stage` (the run's encoder).
+BASE_ENCODER_ROW = "first_stage_base_encoder"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,19 +55,21 @@ def main(argv: list[str] | None = None) -> None:
 
     # First stage: one index over the corpus (or the user's ranked lists), all queries of a file together.
     fine_tuned_path = find_fine_tuned(args)
-    candidates, first_stage_info = first_stage_candidates(args, corpus, datasets, fine_tuned_path)
+    encoder = None if args.candidates else choose_encoder(args.retriever, args.embedding_model, args.runs_root)
+    candidates, first_stage_info = first_stage_candidates(args, corpus, datasets, fine_tuned_path, encoder)
 
     # Rerankers to compare, then every ranker's metrics per file and per difficulty.
     warn_about_seen_queries(datasets, fine_tuned_path, corpus)
     pretrained_name = pretrained_reranker_name(args, fine_tuned_path)
     fusion = resolve_fusion(args, fine_tuned_path)
     if fusion is not None and args.fusion_weight == "auto":
-        warn_about_fusion_first_stage(fine_tuned_path, args)
+        warn_about_fusion_first_stage(fine_tuned_path, args, encoder.model if encoder else args.embedding_model)
     rows = []
     rankings = {}  # (ranker, file) -> {qid: ranking}: report.html's per-query view.
     for name, queries in datasets.items():
         first_stage = rankings["first_stage", name] = rank(candidates[name].first_stage_scores, candidates[name])
         rows += ranker_rows("first_stage", name, queries, first_stage, corpus, args.k)
+    rows += base_encoder_rows(args, corpus, datasets, encoder, first_stage_info)
     for label, model_name in (("pretrained", pretrained_name), ("fine_tuned", fine_tuned_path)):
         rows += reranker_rows(label, model_name, fusion if label == "fine_tuned" else None, datasets, candidates,
                               corpus, args, rankings)
@@ -83,6 +88,27 @@ def main(argv: list[str] | None = None) -> None:
     charts = {name: chart_path(report_dir, name) for name in datasets}
     write_report(report, report_dir, Path(args.output_json) if args.output_json else None, args.k,
                  lambda: render_html_report(report, datasets, rankings, corpus, charts))
+
+
+def base_encoder_rows(args, corpus, datasets: dict, encoder: EncoderChoice | None, first_stage_info: dict) -> list[dict]:
+    """The first stage again with the base encoder of the embedder run, beside the fine-tuned one.
+
+    Skipped with a warning when the base cannot be loaded here (a Hub model not in the local cache).
+    """
+    base = encoder.base_alone() if encoder else None
+    if base is None:
+        return []
+    try:
+        candidates, described = first_stage_candidates(args, corpus, datasets, None, base)
+    except ModelLoadError as problem:
+        logger.warning("skipping the base encoder's first stage: %s", problem)
+        return []
+    first_stage_info["base_encoder"] = described
+    rows = []
+    for name, queries in datasets.items():
+        rows += ranker_rows(BASE_ENCODER_ROW, name, queries, rank(candidates[name].first_stage_scores, candidates[name]),
+                            corpus, args.k)
+    return rows
 
 
 def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, datasets: dict, candidates: dict, corpus,
@@ -173,7 +199,7 @@ def resolve_fusion(args, fine_tuned_path: Path | None) -> tuple[str, float] | No
     return method, weight
 
 
-def warn_about_fusion_first_stage(fine_tuned_path: Path, args) -> None:
+def warn_about_fusion_first_stage(fine_tuned_path: Path, args, embedding_model: str) -> None:
     """Says when the run's fusion weight was chosen on candidates unlike the ones ranked here.
 
     A weight tuned on BM25's top 20 says little about how to mix the reranker with a hybrid or an expanded
@@ -183,7 +209,7 @@ def warn_about_fusion_first_stage(fine_tuned_path: Path, args) -> None:
     if chosen_on is None:  # Runs before the first stage was recorded in full.
         return
     here = fusion_first_stage({"candidates": args.candidates, "hard_neg_method": args.retriever, "dev_top_n": args.top_n,
-                               "expand_documents": args.expand_documents, "embedding_model": args.embedding_model})
+                               "expand_documents": args.expand_documents, "embedding_model": embedding_model})
     differences = [f"{key} {chosen_on[key]!r} there, {value!r} here" for key, value in here.items()
                    if key in chosen_on and chosen_on[key] != value]
     if differences:

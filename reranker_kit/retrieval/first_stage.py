@@ -32,6 +32,8 @@ class FirstStage:
     method: str = "bm25"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE
+    # The hybrid's dense weight: one an embedder run chose on its dev queries, else (None) the fixed default.
+    dense_weight: float | None = None
     _encoder: object = field(default=None, init=False, repr=False)
 
     @property
@@ -49,9 +51,10 @@ class FirstStage:
         dense = DenseIndex(documents, self._encoder, self.cache_dir)
         if self.method == "dense":
             return dense
-        from reranker_kit.retrieval.hybrid import HybridIndex
+        from reranker_kit.retrieval.hybrid import HYBRID_DENSE_WEIGHT, HybridIndex
 
-        return HybridIndex(LexicalIndex(documents, method="bm25"), dense)
+        weight = HYBRID_DENSE_WEIGHT if self.dense_weight is None else self.dense_weight
+        return HybridIndex(LexicalIndex(documents, method="bm25"), dense, dense_weight=weight)
 
     def describe(self) -> dict:
         """What a report records about the first stage."""
@@ -61,16 +64,18 @@ class FirstStage:
 
         described = {"method": self.method, "embedding_model": self.embedding_model}
         if self.method == "hybrid":
-            described.update(lexical="bm25", fusion=HYBRID_FUSION, dense_weight=HYBRID_DENSE_WEIGHT)
+            weight = HYBRID_DENSE_WEIGHT if self.dense_weight is None else self.dense_weight
+            described.update(lexical="bm25", fusion=HYBRID_FUSION, dense_weight=weight,
+                             dense_weight_source="fixed" if self.dense_weight is None else "embedder run")
         return described
 
 
-def add_embedding_flags(group) -> None:
+def add_embedding_flags(group, default: str = DEFAULT_EMBEDDING_MODEL, more_help: str = "") -> None:
     """--embedding_model and --embedding_cache_dir, the same in main.py and fine_tune_reranker.py."""
     from reranker_kit.models.loading import BUNDLED_MODEL_ALIAS
 
-    group.add_argument("--embedding_model", type=str, default=DEFAULT_EMBEDDING_MODEL,
+    group.add_argument("--embedding_model", type=str, default=default,
                        help="Sentence-transformers model of the dense and hybrid first stages: a Hub id, a folder, or "
-                            f"'{BUNDLED_MODEL_ALIAS}' (English all-MiniLM-L6-v2, offline).")
+                            f"'{BUNDLED_MODEL_ALIAS}' (English all-MiniLM-L6-v2, offline).{more_help}")
     group.add_argument("--embedding_cache_dir", type=str, default=DEFAULT_EMBEDDING_CACHE,
                        help="Where corpus embeddings are cached, keyed by the documents and the model.")

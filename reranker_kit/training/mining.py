@@ -6,6 +6,7 @@ The index lives only while mining: a dense encoder's memory is free again before
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from reranker_kit.data.loading import Query
 from reranker_kit.errors import DataError
@@ -13,6 +14,7 @@ from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.pipeline import Candidates, retrieve_candidates
 from reranker_kit.retrieval import FirstStage
 from reranker_kit.retrieval.first_stage import EMBEDDING_METHODS
+from reranker_kit.run_folder import stored_hybrid_weight
 from reranker_kit.training.negatives import MiningReport, TrainingGroup, effective_hard_top_k, mine_training_groups
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,9 @@ def mine(args, corpus: dict[int, str], labelled_train_queries: list[Query], trai
         documents = expanded_documents(corpus, labelled_train_queries)
         logger.info("documents expanded with the %d labelled training queries and their answers",
                     len(labelled_train_queries))
-    first_stage = FirstStage(args.hard_neg_method, args.embedding_model, args.embedding_cache_dir)
+    # An embedder run (fine_tune_embedder.py) as --embedding_model brings the hybrid weight it chose.
+    dense_weight = stored_hybrid_weight(args.embedding_model) if Path(args.embedding_model).is_dir() else None
+    first_stage = FirstStage(args.hard_neg_method, args.embedding_model, args.embedding_cache_dir, dense_weight)
     index = first_stage.index([documents[doc_id] for doc_id in doc_ids])
     if args.candidates:
         index = ranked_lists(args, corpus, index, labelled_train_queries, dev_queries)
