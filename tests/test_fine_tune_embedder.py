@@ -160,3 +160,17 @@ def test_main_ranks_with_the_newest_embedder_run_beside_its_base(embedder_run, s
     assert base_only.returncode == 0, base_only.stderr[-3000:]
     assert "embedding model: bundled-minilm (--embedding_model base" in base_only.stderr
     assert "first_stage_base_encoder" not in base_only.stdout
+
+
+def test_cached_loss_and_gradient_checkpointing_train(small_data, tmp_path):
+    """The large-batch path for a small GPU: GradCache mini-batches and recomputed activations, a few steps."""
+    result = run_script("fine_tune_embedder.py", *data_flags(small_data), *QUICK_EMBEDDER, "--max_steps", "2",
+                        "--dev_ratio", "0", "--loss", "cached_mnrl", "--mini_batch_size", "4",
+                        "--gradient_checkpointing", "--pseudo_queries_per_document", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs").glob("embedder-finetuned-*")
+    info = json.loads((run_dir / "training_info.json").read_text())
+    assert info["verdict"] == "no_dev_queries" and info["arguments"]["optimisation"]["loss"] == "cached_mnrl"
+    losses = [entry["loss"] for entry in json.loads((run_dir / "trainer_state.json").read_text())["log_history"]
+              if "loss" in entry]
+    assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
