@@ -50,17 +50,13 @@ def run_embedder_job(settings: EmbedderSettings) -> None:
     if data.cv_folds > 1:
         cross_validate(settings, corpus, queries)
         return
-    train_queries, dev_queries = split_queries(queries, data.dev_ratio, data_seed(settings))
+    train_queries, dev_queries = split_queries(queries, data.dev_ratio, settings.optimisation.seed)
     if not dev_queries:
         logger.warning("--dev_ratio 0: training on all %d queries; no dev metric, no checkpoint choice and no "
                        "hybrid weight: the last step's weights are kept", len(queries))
     run_dir, resume_checkpoint = run_on_main(lambda: resolve_embedder_run_dir(settings))
     with removed_if_stopped_early(run_dir, keep_folder=settings.output.output_dir is not None):
         train_one(settings, corpus, train_queries, dev_queries, run_dir, resume_checkpoint)
-
-
-def data_seed(settings: EmbedderSettings) -> int:
-    return settings.optimisation.seed
 
 
 def resolve_embedder_run_dir(settings: EmbedderSettings) -> tuple[Path, Path | None]:
@@ -112,7 +108,7 @@ def cross_validate(settings: EmbedderSettings, corpus: dict[int, str], queries: 
 
     if settings.output.resume_from_checkpoint or settings.output.output_dir:
         raise KitError("--cv_folds runs in a new folder of its own: drop --resume_from_checkpoint and --output_dir")
-    folds = list(fold_splits(queries, settings.data.cv_folds, data_seed(settings)))
+    folds = list(fold_splits(queries, settings.data.cv_folds, settings.optimisation.seed))
     check_writable_folder(settings.output.runs_root, "--runs_root")
     cv_dir = create_run_dir(settings.output.runs_root, prefix=EMBEDDER_CV_PREFIX)
     fold_settings = replace(settings, evaluation=replace(settings.evaluation, select_on_dev=False))

@@ -24,6 +24,7 @@ from reranker_kit.embedder.trainer import (
     eval_interval,
     training_arguments,
 )
+from reranker_kit.models.loading import resolve_model_name
 from reranker_kit.models.pair_encoding import position_limit
 from reranker_kit.retrieval.dense import SentenceEncoder
 from reranker_kit.training.run import peak_memory_gib
@@ -106,8 +107,6 @@ def judge_against_base(settings: EmbedderSettings, data: EmbedderData, base_dev,
 
 
 def _model_summary(settings: EmbedderSettings, encoder: SentenceEncoder) -> dict:
-    from reranker_kit.models.loading import resolve_model_name
-
     model = encoder.model
     return {"name": settings.model.base_model, "resolved": resolve_model_name(settings.model.base_model),
             "max_length": model.max_seq_length, "parameters": sum(p.numel() for p in model.parameters()),
