@@ -12,6 +12,8 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+from reranker_kit.basics.errors import CheckpointError, KitError
+from reranker_kit.basics.files import check_writable_folder, write_json_atomic
 from reranker_kit.basics.model_files import weights_problem
 from reranker_kit.fusion import FUSION_METHODS
 
@@ -20,6 +22,11 @@ logger = logging.getLogger(__name__)
 RUN_PREFIX = "reranker-finetuned-"
 # Cross-validation folders get another prefix, so main.py never takes a fold for the finished model.
 CV_PREFIX = "reranker-cv-"
+# Fine-tuned first-stage encoders (fine_tune_embedder.py): main.py's dense and hybrid first stages look for these.
+EMBEDDER_PREFIX = "embedder-finetuned-"
+EMBEDDER_CV_PREFIX = "embedder-cv-"
+# The hybrid first stage's dense weight an embedder run chose on its dev queries; main.py applies it.
+HYBRID_FILE = "hybrid.json"
 REPORT_PREFIX = "eval-"
 COMPLETION_MARKER = "training_info.json"
 # The first-stage/reranker fusion weight chosen on held-out queries; main.py applies it.
@@ -30,7 +37,7 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Files a Trainer checkpoint holds; a folder without them is not one.
 CHECKPOINT_FILES = ("trainer_state.json", "config.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-RUN_NAME_PATTERN = re.compile(rf"^{RUN_PREFIX}(\d{{8}}-\d{{6}})(?:-(\d+))?$")
+RUN_STAMP_PATTERN = re.compile(r"(\d{8}-\d{6})(?:-(\d+))?")
 
 
 def create_run_dir(runs_root: str | Path, now: datetime | None = None, prefix: str = RUN_PREFIX) -> Path:
@@ -56,22 +63,22 @@ def is_complete(run_dir: str | Path) -> bool:
     return (run_dir / COMPLETION_MARKER).is_file() and (run_dir / "config.json").is_file()
 
 
-def _name_order(path: Path) -> tuple[str, int]:
+def _name_order(path: Path, prefix: str = RUN_PREFIX) -> tuple[str, int]:
     """A run folder's start time from its name, then the same-second suffix; ("", 0) for other names."""
-    match = RUN_NAME_PATTERN.match(path.name)
+    match = RUN_STAMP_PATTERN.fullmatch(path.name[len(prefix):]) if path.name.startswith(prefix) else None
     return (match.group(1), int(match.group(2) or 1)) if match else ("", 0)
 
 
-def run_dirs_newest_first(runs_root: str | Path) -> list[Path]:
+def run_dirs_newest_first(runs_root: str | Path, prefix: str = RUN_PREFIX) -> list[Path]:
     """All run folders, newest start time first (the timestamp in the name, then the same-second suffix)."""
     runs_root = Path(runs_root)
     if not runs_root.is_dir():
         return []
-    candidates = [path for path in runs_root.glob(f"{RUN_PREFIX}*") if path.is_dir() and _name_order(path)[0]]
-    return sorted(candidates, key=_name_order, reverse=True)
+    candidates = [path for path in runs_root.glob(f"{prefix}*") if path.is_dir() and _name_order(path, prefix)[0]]
+    return sorted(candidates, key=lambda path: _name_order(path, prefix), reverse=True)
 
 
-def newest_finished_run(runs_root: str | Path) -> Path | None:
+def newest_finished_run(runs_root: str | Path, prefix: str = RUN_PREFIX) -> Path | None:
     """The finished run that finished last, skipping (and naming) unfinished and damaged runs.
 
     Runs are ordered by the `finished_at` their training_info.json records, not by folder name alone, so
@@ -79,7 +86,7 @@ def newest_finished_run(runs_root: str | Path) -> Path | None:
     not parse, weights cut short) is skipped with a warning naming the file, and the next one is used.
     """
     finished = []
-    for run_dir in run_dirs_newest_first(runs_root):
+    for run_dir in run_dirs_newest_first(runs_root, prefix):
         if not is_complete(run_dir):
             logger.info("skipping %s: unfinished or crashed run (no %s)", run_dir, COMPLETION_MARKER)
             continue
@@ -87,7 +94,7 @@ def newest_finished_run(runs_root: str | Path) -> Path | None:
         if problem:
             logger.warning("skipping %s: %s", run_dir, problem)
             continue
-        finished.append((finished_time(run_dir), run_dir))
+        finished.append((finished_time(run_dir, prefix), run_dir))
     for _, run_dir in sorted(finished, key=lambda pair: pair[0], reverse=True):  # Stable: ties keep name order.
         problem = weights_problem(run_dir)
         if problem is None:
@@ -96,12 +103,12 @@ def newest_finished_run(runs_root: str | Path) -> Path | None:
     return None
 
 
-def finished_time(run_dir: Path) -> datetime:
+def finished_time(run_dir: Path, prefix: str = RUN_PREFIX) -> datetime:
     """When a finished run finished, as recorded in it; its folder name's time for files that lack it."""
     try:
         return datetime.fromisoformat(read_run_info(run_dir)["finished_at"]).replace(tzinfo=None)
     except (KeyError, TypeError, ValueError):
-        stamp = _name_order(run_dir)[0]
+        stamp = _name_order(run_dir, prefix)[0]
         return datetime.strptime(stamp, "%Y%m%d-%H%M%S") if stamp else datetime.min
 
 
@@ -131,15 +138,64 @@ def run_info_problem(run_dir: str | Path) -> str | None:
 
 
 
-def newest_unfinished_run_with_checkpoint(runs_root: str | Path) -> Path | None:
+def newest_unfinished_run_with_checkpoint(runs_root: str | Path, prefix: str = RUN_PREFIX) -> Path | None:
     """The unfinished run whose last checkpoint was saved most recently: the work `latest` should go on with.
 
     By the checkpoint's time, not the folder name: a run started earlier may have trained (and been
     resumed) since, and a folder dated by a wrong clock must not take its place.
     """
-    saved = {path: checkpoints(path) for path in run_dirs_newest_first(runs_root) if not is_complete(path)}
+    saved = {path: checkpoints(path) for path in run_dirs_newest_first(runs_root, prefix) if not is_complete(path)}
     unfinished = [path for path, found in saved.items() if found]
     return max(unfinished, key=lambda path: saved[path][-1].stat().st_mtime, default=None)  # Ties: newest name.
+
+
+def locate_run_dir(runs_root: str | Path, output_dir: str | None, resume_from_checkpoint: str | None,
+                   prefix: str = RUN_PREFIX) -> tuple[Path, Path | None]:
+    """The run folder (--output_dir, or a new <prefix>* folder) and, when resuming, the checkpoint to resume from.
+
+    A new run always gets a folder of its own; resuming writes into the interrupted run's folder.
+    """
+    if resume_from_checkpoint is None:
+        return new_run_dir(runs_root, output_dir, prefix), None
+    if resume_from_checkpoint == "latest":
+        run_dir = Path(output_dir) if output_dir is not None else newest_unfinished_run_with_checkpoint(runs_root, prefix)
+        if run_dir is None:
+            raise CheckpointError(f"--resume_from_checkpoint latest: no unfinished run with a checkpoint under "
+                                  f"{runs_root}; start a new run instead")
+        found = checkpoints(run_dir)
+        if not found:
+            raise CheckpointError(f"--resume_from_checkpoint latest: {run_dir} holds no checkpoint-N folder; "
+                                  "start a new run instead")
+        checkpoint = found[-1]
+    else:
+        checkpoint = Path(resume_from_checkpoint)
+        if not is_checkpoint(checkpoint):
+            raise CheckpointError(
+                f"--resume_from_checkpoint {checkpoint} is not a Trainer checkpoint (a checkpoint-N folder with "
+                "trainer_state.json, config.json and the weights). To start from a model's weights only, pass it "
+                "as --base_model instead.")
+        run_dir = checkpoint.parent
+        if output_dir is not None and Path(output_dir).resolve() != run_dir.resolve():
+            raise CheckpointError(f"--output_dir {output_dir} differs from the folder of the checkpoint "
+                                  f"({run_dir}); drop --output_dir, a resumed run continues in its own folder")
+    if is_complete(run_dir):
+        raise CheckpointError(f"{run_dir} finished already; to train further, start a new run with "
+                              f"--base_model {run_dir}")
+    return run_dir, checkpoint
+
+
+def new_run_dir(runs_root: str | Path, output_dir: str | None, prefix: str = RUN_PREFIX) -> Path:
+    """A new <prefix>* folder under --runs_root, or the --output_dir given, which must be new or empty."""
+    if output_dir is None:
+        check_writable_folder(runs_root, "--runs_root")
+        return create_run_dir(runs_root, prefix=prefix)
+    run_dir = Path(output_dir)
+    check_writable_folder(run_dir, "--output_dir")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise KitError(f"--output_dir {run_dir} already holds files; give a new folder, or resume that run "
+                       "with --resume_from_checkpoint latest")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
 
 
 def checkpoints(run_dir: str | Path) -> list[Path]:
@@ -291,3 +347,37 @@ def remove_model_files(run_dir: Path) -> None:
 
 
 
+def write_completion_marker(run_dir: Path, info: dict) -> dict:
+    """Writes `training_info.json`, the last file of any finished run (reranker or embedder); returns it.
+
+    `status` and `finished_at` are stamped here, so every kind of run is found and ordered the same way.
+    """
+    info = {"status": "complete", "finished_at": datetime.now().isoformat(timespec="seconds"), **info}
+    write_json_atomic(run_dir / COMPLETION_MARKER, info)
+    return info
+
+
+def write_hybrid_choice(run_dir: Path, choice: dict) -> None:
+    """hybrid.json: the hybrid first stage's dense weight (and fusion) an embedder run chose on its dev queries."""
+    write_json_atomic(run_dir / HYBRID_FILE, choice)
+
+
+def stored_hybrid_weight(run_dir: str | Path, encoder: str = "run") -> float | None:
+    """The dense weight hybrid.json records for `encoder` ("run": the run's saved model, or "base"); None without one.
+
+    A file that does not parse or holds no weight in [0, 1] is ignored with a warning: main.py then uses
+    the fixed weight.
+    """
+    path = Path(run_dir) / HYBRID_FILE
+    if not path.is_file():
+        return None
+    try:
+        weight = json.loads(path.read_text(encoding="utf-8"))["dense_weight"][encoder]
+        valid = not isinstance(weight, bool) and 0.0 <= float(weight) <= 1.0
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        valid = False
+    if not valid:
+        logger.warning("ignoring %s: no dense weight in [0, 1] for the %s encoder; the hybrid uses its fixed weight",
+                       path, encoder)
+        return None
+    return float(weight)

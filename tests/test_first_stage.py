@@ -154,13 +154,13 @@ def test_main_never_expands_with_an_evaluated_query(tmp_path):
 
 def test_training_expands_with_training_queries_only():
     from reranker_kit.commands.train_reranker import parse_config
-    from reranker_kit.training.mining import mine
+    from reranker_kit.training.mining import MiningSettings, mine
 
     corpus = {1: "Phí thành viên một trăm nghìn", 2: "Lịch sinh hoạt tối thứ tư", 3: "Phòng lab ở tầng ba"}
     train = [query("đóng bao nhiêu", [1], 2, source="train.xlsx")]
     dev = [query("khi nào gặp nhau", [2], 3, source="train.xlsx")]
     config = parse_config(["--expand_documents", "--dev_top_n", "1", "--hard_neg_top_k", "1"])
-    mined = mine(config, corpus, train, train, dev)
+    mined = mine(MiningSettings.of(config), corpus, train, train, dev)
     # Every document scores 0 for the dev query, so the first keeps its place; expanded with it, 2 would lead.
     assert mined.dev_candidates.ids == {"train.xlsx:3": [1]}
 

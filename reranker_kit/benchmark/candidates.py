@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from reranker_kit.basics.errors import KitError
+from reranker_kit.benchmark.encoders import EncoderChoice
 from reranker_kit.benchmark.settings import BenchmarkSettings
 from reranker_kit.data.loading import Query, load_queries
 from reranker_kit.retrieval import FirstStage
@@ -20,14 +21,16 @@ logger = logging.getLogger("main")
 
 
 def first_stage_candidates(settings: BenchmarkSettings, corpus: dict[int, str], datasets: dict[str, list[Query]],
-                           fine_tuned_path: Path | None) -> tuple[dict[str, Candidates], dict]:
-    """({file name: candidates}, the report's description of the first stage)."""
+                           fine_tuned_path: Path | None, encoder: EncoderChoice | None = None
+                           ) -> tuple[dict[str, Candidates], dict]:
+    """({file name: candidates}, the report's description of the first stage); `encoder` for dense and hybrid."""
     if settings.candidates:
         lists = read_candidates_file(settings.candidates, corpus)
         logger.info("first stage: %d ranked lists from %s", len(lists), settings.candidates)
         return (candidates_from_file(lists, datasets, settings.candidates, settings.top_n),
                 {"method": "candidates_file", "candidates_file": str(Path(settings.candidates).resolve())})
-    first_stage = FirstStage(settings.retriever, settings.embedding_model, settings.embedding_cache_dir)
+    first_stage = FirstStage(settings.retriever, encoder.model if encoder else settings.embedding_model,
+                             settings.embedding_cache_dir, encoder.dense_weight if encoder else None)
     described = first_stage.describe()
     doc_ids = list(corpus)
     if not settings.expand_documents:

@@ -7,6 +7,7 @@ from reranker_kit.basics.errors import DataError, KitError, ModelLoadError
 from reranker_kit.basics.model_files import resolve_model_name
 from reranker_kit.benchmark.candidates import first_stage_candidates
 from reranker_kit.benchmark.comparisons import ranker_comparisons
+from reranker_kit.benchmark.encoders import EncoderChoice, choose_encoder
 from reranker_kit.benchmark.report import chart_path, check_report_destinations, write_report
 from reranker_kit.benchmark.settings import BenchmarkSettings
 from reranker_kit.data.loading import difficulty_order, display_names, load_corpus, load_queries
@@ -31,6 +32,8 @@ from reranker_kit.run_folder import (
 
 logger = logging.getLogger("main")
 DEFAULT_EVAL_FILES = ("train_data_proptit.xlsx", "test_data_proptit.xlsx")
+# The dense or hybrid first stage with the embedder run's base encoder, beside `first_stage` (the run's encoder).
+BASE_ENCODER_ROW = "first_stage_base_encoder"
 
 
 def run_benchmark(settings: BenchmarkSettings) -> None:
@@ -46,19 +49,22 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
 
     # First stage: one index over the corpus (or the user's ranked lists), all queries of a file together.
     fine_tuned_path = find_fine_tuned(settings)
-    candidates, first_stage_info = first_stage_candidates(settings, corpus, datasets, fine_tuned_path)
+    encoder = None if settings.candidates else choose_encoder(settings.retriever, settings.embedding_model,
+                                                              settings.runs_root)
+    candidates, first_stage_info = first_stage_candidates(settings, corpus, datasets, fine_tuned_path, encoder)
 
     # Rerankers to compare, then every ranker's metrics per file and per difficulty.
     warn_about_seen_queries(datasets, fine_tuned_path, corpus)
     pretrained_name = pretrained_reranker_name(settings, fine_tuned_path)
     fusion = resolve_fusion(settings, fine_tuned_path)
     if fusion is not None and settings.fusion_weight == "auto":
-        warn_about_fusion_first_stage(fine_tuned_path, settings)
+        warn_about_fusion_first_stage(fine_tuned_path, settings, encoder.model if encoder else settings.embedding_model)
     rows = []
     rankings = {}  # (ranker, file) -> {qid: ranking}: report.html's per-query view.
     for name, queries in datasets.items():
         first_stage = rankings["first_stage", name] = rank(candidates[name].first_stage_scores, candidates[name])
         rows += ranker_rows("first_stage", name, queries, first_stage, corpus, settings.k)
+    rows += base_encoder_rows(settings, corpus, datasets, encoder, first_stage_info)
     for label, model_name in (("pretrained", pretrained_name), ("fine_tuned", fine_tuned_path)):
         rows += reranker_rows(label, model_name, fusion if label == "fine_tuned" else None, datasets, candidates,
                               corpus, settings, rankings)
@@ -79,6 +85,28 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
     charts = {name: chart_path(report_dir, name) for name in datasets}
     write_report(report, report_dir, Path(settings.output_json) if settings.output_json else None, settings.k,
                  lambda: render_html_report(report, datasets, rankings, corpus, charts))
+
+
+def base_encoder_rows(settings: BenchmarkSettings, corpus, datasets: dict, encoder: EncoderChoice | None,
+                      first_stage_info: dict) -> list[dict]:
+    """The first stage again with the base encoder of the embedder run, beside the fine-tuned one.
+
+    Skipped with a warning when the base cannot be loaded here (a Hub model not in the local cache).
+    """
+    base = encoder.base_alone() if encoder else None
+    if base is None:
+        return []
+    try:
+        candidates, described = first_stage_candidates(settings, corpus, datasets, None, base)
+    except ModelLoadError as problem:
+        logger.warning("skipping the base encoder's first stage: %s", problem)
+        return []
+    first_stage_info["base_encoder"] = described
+    rows = []
+    for name, queries in datasets.items():
+        rows += ranker_rows(BASE_ENCODER_ROW, name, queries, rank(candidates[name].first_stage_scores, candidates[name]),
+                            corpus, settings.k)
+    return rows
 
 
 def reranker_rows(label: str, model_name, fusion: tuple[str, float] | None, datasets: dict, candidates: dict, corpus,
@@ -180,7 +208,8 @@ def resolve_fusion(settings: BenchmarkSettings, fine_tuned_path: Path | None) ->
     return method, weight
 
 
-def warn_about_fusion_first_stage(fine_tuned_path: Path, settings: BenchmarkSettings) -> None:
+def warn_about_fusion_first_stage(fine_tuned_path: Path, settings: BenchmarkSettings, embedding_model: str
+                                  ) -> None:
     """Says when the run's fusion weight was chosen on candidates unlike the ones ranked here.
 
     A weight tuned on BM25's top 20 says little about how to mix the reranker with a hybrid or an expanded
@@ -189,7 +218,7 @@ def warn_about_fusion_first_stage(fine_tuned_path: Path, settings: BenchmarkSett
     chosen_on = stored_fusion_first_stage(fine_tuned_path)
     if chosen_on is None:  # Runs before the first stage was recorded in full.
         return
-    here = describe_candidates(settings.retriever, settings.top_n, settings.expand_documents, settings.embedding_model,
+    here = describe_candidates(settings.retriever, settings.top_n, settings.expand_documents, embedding_model,
                                from_file=settings.candidates is not None)
     differences = [f"{key} {chosen_on[key]!r} there, {value!r} here" for key, value in here.items()
                    if key in chosen_on and chosen_on[key] != value]

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retriever", choices=RETRIEVER_METHODS, default="bm25",
                         help="First-stage retriever: lexical (bm25, tfidf), a bi-encoder (dense: --embedding_model), "
                              "or BM25 and dense, min-max normalised and summed (hybrid).")
-    add_embedding_flags(parser)
+    add_embedding_flags(parser, default="auto", more_help=(
+        " 'auto': the newest finished fine_tune_embedder.py run under --runs_root, shown beside its base encoder "
+        "(else BAAI/bge-m3); 'base': the base encoder alone."))
     parser.add_argument("--candidates", type=str, default=None,
                         help="Your own first stage instead of --retriever: a JSONL (or CSV) file with each evaluated "
                              "query's ranked document ids, best first (README: Your own candidates).")

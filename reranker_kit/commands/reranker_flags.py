@@ -20,8 +20,8 @@ REPORT_TO_CHOICES = ("none", *TRACKER_PACKAGES, "all")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=DESCRIPTION,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _add_data_flags(parser.add_argument_group("data"))
-    _add_negatives_flags(parser.add_argument_group("negatives"))
+    add_data_flags(parser.add_argument_group("data"))
+    add_negatives_flags(parser.add_argument_group("negatives"))
     _add_model_flags(parser.add_argument_group("model"))
     _add_training_flags(parser.add_argument_group("training"))
     _add_evaluation_flags(parser.add_argument_group("evaluation and checkpoints"))
@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_data_flags(data) -> None:
+def add_data_flags(data) -> None:
+    """The query and corpus files, the dev split and the extra training queries: the same for every training CLI."""
     data.add_argument("--corpus_csv", type=str, default="CLB_PROPTIT.csv", help="Corpus CSV with columns STT, Văn bản.")
     data.add_argument("--train_xlsx", type=str, default="train_data_proptit.xlsx",
                       help="Query XLSX with columns Query, Ground truth document, Ground truth answer, Difficulty.")
@@ -46,7 +47,8 @@ def _add_data_flags(data) -> None:
                            "relevant document is the one it came from (0: off).")
 
 
-def _add_negatives_flags(negatives) -> None:
+def add_negatives_flags(negatives) -> None:
+    """How negatives are mined (first stage, counts, false-negative filter): the same for every training CLI."""
     negatives.add_argument("--num_hard_negatives", type=int, default=2, help="Hard negatives per positive pair.")
     negatives.add_argument("--num_random_negatives", type=int, default=1, help="Random negatives per positive pair.")
     negatives.add_argument("--hard_neg_top_k", type=int, default=50,
@@ -169,6 +171,23 @@ def validate_tracking_and_hub_flags(args: argparse.Namespace, parser: argparse.A
 
 def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Checks the flags once, up front; parser.error prints usage and exits with status 2."""
+    validate_common_flags(args, parser)
+    if args.num_hard_negatives + args.num_random_negatives == 0:
+        parser.error("no negatives requested: set --num_hard_negatives or --num_random_negatives above 0")
+    metric_name, _, k = args.metric_for_best_model.partition("@")
+    if metric_name not in DEV_RANKING_METRICS or k not in {str(value) for value in CUTOFFS}:
+        parser.error(f"--metric_for_best_model must be one of {DEV_RANKING_METRICS} at a k in {CUTOFFS} "
+                     f"(such as mrr@5), got {args.metric_for_best_model!r}")
+    if args.lora_r < 0 or not 0 <= args.lora_dropout < 1 or args.lora_alpha <= 0:
+        parser.error("--lora_r must be 0 (off) or more, --lora_dropout in [0, 1) and --lora_alpha positive")
+    if args.lora_r and args.freeze_word_embeddings:
+        parser.error("--freeze_word_embeddings is implied by --lora_r (only adapters and the head train): drop it")
+    validate_tracking_and_hub_flags(args, parser)
+    refuse_unused_flags(args, parser)
+
+
+def validate_common_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """The checks of the flags every training CLI shares (data, negatives, optimisation, checkpoints)."""
     if args.fp16 and args.bf16:
         parser.error("--fp16 and --bf16 exclude each other: pick --fp16 on a T4, --bf16 on Ampere or newer")
     if not 0 <= args.dev_ratio < 1:
@@ -191,27 +210,15 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--max_steps must be -1 (use --epochs) or a positive step count, got {args.max_steps}")
     if args.cv_folds == 1 or args.cv_folds < 0:
         parser.error(f"--cv_folds must be 0 (off) or at least 2, got {args.cv_folds}")
-    if args.lora_r < 0 or not 0 <= args.lora_dropout < 1 or args.lora_alpha <= 0:
-        parser.error("--lora_r must be 0 (off) or more, --lora_dropout in [0, 1) and --lora_alpha positive")
-    if args.lora_r and args.freeze_word_embeddings:
-        parser.error("--freeze_word_embeddings is implied by --lora_r (only adapters and the head train): drop it")
     if not 0 < args.max_false_negative_share <= 1:
         parser.error(f"--max_false_negative_share must be in (0, 1], got {args.max_false_negative_share}")
     if not 0 <= args.false_negative_margin < 1:
         parser.error(f"--false_negative_margin must be in [0, 1), got {args.false_negative_margin}")
     if args.teacher_model and not args.filter_false_negatives:
         parser.error("--teacher_model only judges false negatives: add --filter_false_negatives, or drop it")
-    if args.num_hard_negatives + args.num_random_negatives == 0:
-        parser.error("no negatives requested: set --num_hard_negatives or --num_random_negatives above 0")
-    metric_name, _, k = args.metric_for_best_model.partition("@")
-    if metric_name not in DEV_RANKING_METRICS or k not in {str(value) for value in CUTOFFS}:
-        parser.error(f"--metric_for_best_model must be one of {DEV_RANKING_METRICS} at a k in {CUTOFFS} "
-                     f"(such as mrr@5), got {args.metric_for_best_model!r}")
     if args.dev_ratio > 0 and args.save_steps % args.eval_steps:
         parser.error(f"--save_steps ({args.save_steps}) must be a multiple of --eval_steps ({args.eval_steps}) "
                      "so the best checkpoint is always saved")
-    validate_tracking_and_hub_flags(args, parser)
-    refuse_unused_flags(args, parser)
 
 
 def refuse_unused_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,8 @@ matplotlib.use("Agg")  # Training runs on headless machines (Colab, Kaggle, CI).
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_training_curves(log_history: list[dict], baseline: dict | None, metric: str, path: Path) -> None:
+def plot_training_curves(log_history: list[dict], baseline: dict | None, metric: str, path: Path,
+                         title: str = "Reranker fine-tuning") -> None:
     """Training loss and the dev ranking metric against the optimizer step, on two axes."""
     loss_points = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry]
     metric_key = f"eval_{metric}"
@@ -25,7 +26,7 @@ def plot_training_curves(log_history: list[dict], baseline: dict | None, metric:
         metric_axis.plot(*zip(*metric_points), color="tab:orange", marker="o", label=f"dev {metric}")
     metric_axis.set_ylabel(f"dev {metric}", color="tab:orange")
     metric_axis.set_ylim(0, 1.05)
-    figure.suptitle("Reranker fine-tuning")
+    figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

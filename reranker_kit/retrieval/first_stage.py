@@ -34,6 +34,8 @@ class FirstStage:
     method: str = "bm25"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     cache_dir: str | Path = DEFAULT_EMBEDDING_CACHE
+    # The hybrid's dense weight: one an embedder run chose on its dev queries, else (None) the fixed default.
+    dense_weight: float | None = None
     _encoder: object = field(default=None, init=False, repr=False)
 
     @property
@@ -49,7 +51,8 @@ class FirstStage:
         dense = DenseIndex(documents, self._encoder, self.cache_dir)
         if self.method == "dense":
             return dense
-        return HybridIndex(LexicalIndex(documents, method="bm25"), dense)
+        weight = HYBRID_DENSE_WEIGHT if self.dense_weight is None else self.dense_weight
+        return HybridIndex(LexicalIndex(documents, method="bm25"), dense, dense_weight=weight)
 
     def describe(self) -> dict:
         """What a report records about the first stage."""
@@ -57,7 +60,9 @@ class FirstStage:
             return {"method": self.method}
         described = {"method": self.method, "embedding_model": self.embedding_model}
         if self.method == "hybrid":
-            described.update(lexical="bm25", fusion=HYBRID_FUSION, dense_weight=HYBRID_DENSE_WEIGHT)
+            weight = HYBRID_DENSE_WEIGHT if self.dense_weight is None else self.dense_weight
+            described.update(lexical="bm25", fusion=HYBRID_FUSION, dense_weight=weight,
+                             dense_weight_source="fixed" if self.dense_weight is None else "embedder run")
         return described
 
 

@@ -29,7 +29,7 @@ from reranker_kit.run_folder import (
 from reranker_kit.training.config import OutputSettings, TrainingConfig
 from reranker_kit.training.cross_validation import pooled_comparisons, summarize_folds, write_cv_report
 from reranker_kit.training.hub import push_run, require_hub_access
-from reranker_kit.training.mining import check_first_stage_inputs, mine
+from reranker_kit.training.mining import MiningSettings, check_first_stage_inputs, mine
 from reranker_kit.training.outputs import write_finished_run
 from reranker_kit.training.progress import read_checkpoint_progress
 from reranker_kit.training.result import DataSummary, TrainingResult
@@ -45,7 +45,7 @@ def run_training(config: TrainingConfig) -> None:
     queries = merge_duplicate_queries(load_queries(config.data.train_xlsx, corpus))
     require_negatives(corpus, queries, config.data.corpus_csv)
     resolve_model_name(config.model.base_model)  # A mistyped model folder fails before any folder is created.
-    check_first_stage_inputs(config.negatives, corpus, config.model.base_model)
+    check_first_stage_inputs(MiningSettings.of(config), corpus)
     if config.output.push_to_hub:
         require_hub_access(config.output.hub_model_id)  # Not after an hour of training.
     if config.evaluation.cv_folds > 1:
@@ -104,7 +104,7 @@ def train_one(config: TrainingConfig, corpus: dict[int, str], train_queries: lis
     train_queries = train_queries + answer_queries + sentence_queries
 
     # Negatives and dev candidates: one first-stage index over the corpus, every query scored in one batch.
-    mined = mine(config, corpus, labelled_train_queries, train_queries, dev_queries)
+    mined = mine(MiningSettings.of(config), corpus, labelled_train_queries, train_queries, dev_queries)
     train_report, dev_report = mined.train_report, mined.dev_report
     logger.info("training pairs: %d positive, %d hard negative, %d random negative (%d queries)",
                 train_report.positive_pairs, train_report.hard_negative_pairs, train_report.random_negative_pairs,

@@ -6,6 +6,7 @@ The index lives only while mining: a dense encoder's memory is free again before
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from reranker_kit.basics.errors import DataError, KitError
 from reranker_kit.basics.model_files import resolve_model_name
@@ -15,6 +16,7 @@ from reranker_kit.retrieval.candidates import Candidates, retrieve_candidates
 from reranker_kit.retrieval.candidates_file import RankedListRetriever, read_candidates_file
 from reranker_kit.retrieval.expansion import expanded_documents
 from reranker_kit.retrieval.first_stage import EMBEDDING_METHODS
+from reranker_kit.run_folder import stored_hybrid_weight
 from reranker_kit.training.config import NegativeSettings, TrainingConfig
 from reranker_kit.training.false_negatives import filter_false_negatives
 from reranker_kit.training.negatives import MiningReport, TrainingGroup, effective_hard_top_k, mine_training_groups
@@ -34,33 +36,55 @@ class MinedData:
     dev_from_file: bool = False  # Whether any dev query's candidates came from --candidates.
 
 
-def mine(config: TrainingConfig, corpus: dict[int, str], labelled_train_queries: list[Query], train_queries: list[Query],
-         dev_queries: list[Query]) -> MinedData:
+@dataclass(frozen=True)
+class MiningSettings:
+    """What mining reads: the negatives group, and the few settings of other groups it needs."""
+
+    negatives: NegativeSettings
+    seed: int
+    dev_top_n: int
+    train_xlsx: str  # Named in messages.
+    base_model: str  # The false-negative teacher when --teacher_model is not given.
+    max_seq_length: int  # The teacher's token budget.
+    eval_batch_size: int
+
+    @classmethod
+    def of(cls, config: TrainingConfig) -> "MiningSettings":
+        return cls(negatives=config.negatives, seed=config.optimisation.seed, dev_top_n=config.evaluation.dev_top_n,
+                   train_xlsx=config.data.train_xlsx, base_model=config.model.base_model,
+                   max_seq_length=config.model.max_seq_length, eval_batch_size=config.evaluation.eval_batch_size)
+
+
+def mine(settings: MiningSettings, corpus: dict[int, str], labelled_train_queries: list[Query],
+         train_queries: list[Query], dev_queries: list[Query]) -> MinedData:
     """Builds the index, then mines both sides and retrieves the dev candidates, each in one batch.
 
     Documents are expanded (`--expand_documents`) with the labelled training queries only: never a dev
     query, so the dev metrics stay honest, and never an augmented one.
     """
-    negatives, seed = config.negatives, config.optimisation.seed
+    negatives, seed = settings.negatives, settings.seed
     doc_ids = list(corpus)
     documents = corpus
     if negatives.expand_documents:
         documents = expanded_documents(corpus, labelled_train_queries)
         logger.info("documents expanded with the %d labelled training queries and their answers",
                     len(labelled_train_queries))
-    first_stage = FirstStage(negatives.hard_neg_method, negatives.embedding_model, negatives.embedding_cache_dir)
+    # An embedder run (fine_tune_embedder.py) as --embedding_model brings the hybrid weight it chose.
+    model = negatives.embedding_model
+    dense_weight = stored_hybrid_weight(model) if Path(model).is_dir() else None
+    first_stage = FirstStage(negatives.hard_neg_method, model, negatives.embedding_cache_dir, dense_weight)
     index = first_stage.index([documents[doc_id] for doc_id in doc_ids])
     dev_from_file = False
     if negatives.candidates:
-        index = ranked_lists(negatives, config.data.train_xlsx, corpus, index, labelled_train_queries, dev_queries)
+        index = ranked_lists(negatives, settings.train_xlsx, corpus, index, labelled_train_queries, dev_queries)
         dev_from_file = index.covers(dev_queries) > 0
     mining = (index, doc_ids, negatives.num_hard_negatives, negatives.num_random_negatives,
               effective_hard_top_k(negatives.hard_neg_top_k, len(doc_ids)))
     train_groups, train_report = mine_training_groups(train_queries, *mining, seed)
     if negatives.filter_false_negatives:
-        train_groups = drop_false_negatives(config, corpus, train_groups, train_report)
+        train_groups = drop_false_negatives(settings, corpus, train_groups, train_report)
     dev_groups, dev_report = mine_training_groups(dev_queries, *mining, seed + 1)
-    top_n = config.evaluation.dev_top_n
+    top_n = settings.dev_top_n
     dev_candidates = retrieve_candidates(index, doc_ids, dev_queries, top_n) if dev_queries else None
     return MinedData(train_groups, train_report, dev_groups, dev_report, dev_candidates, dev_from_file)
 
@@ -90,29 +114,29 @@ def require_ranking_teacher(teacher: str) -> None:
                        "--filter_false_negatives")
 
 
-def check_first_stage_inputs(negatives: NegativeSettings, corpus: dict[int, str], base_model: str) -> None:
+def check_first_stage_inputs(settings: MiningSettings, corpus: dict[int, str]) -> None:
     """The embedding and teacher model names and the candidates file, checked before any folder is created."""
+    negatives = settings.negatives
     if negatives.hard_neg_method in EMBEDDING_METHODS:
         resolve_model_name(negatives.embedding_model)
     if negatives.teacher_model:
         resolve_model_name(negatives.teacher_model)
     if negatives.filter_false_negatives:
-        require_ranking_teacher(negatives.teacher_model or base_model)
+        require_ranking_teacher(negatives.teacher_model or settings.base_model)
     if negatives.candidates:
         read_candidates_file(negatives.candidates, corpus)
 
 
-def drop_false_negatives(config: TrainingConfig, corpus: dict[int, str], groups: list[TrainingGroup],
+def drop_false_negatives(settings: MiningSettings, corpus: dict[int, str], groups: list[TrainingGroup],
                          report: MiningReport) -> list[TrainingGroup]:
     """The groups without the hard negatives the teacher scores close to their positive; counted in `report`."""
     from reranker_kit.models.reranker import Reranker  # Defers torch until a teacher is asked for.
 
-    margin = config.negatives.false_negative_margin
-    teacher_name = config.negatives.teacher_model or config.model.base_model
-    teacher = Reranker(model_name=teacher_name, max_length=config.model.max_seq_length,
-                       batch_size=config.evaluation.eval_batch_size)
+    margin = settings.negatives.false_negative_margin
+    teacher_name = settings.negatives.teacher_model or settings.base_model
+    teacher = Reranker(model_name=teacher_name, max_length=settings.max_seq_length, batch_size=settings.eval_batch_size)
     kept, dropped = filter_false_negatives(groups, corpus, teacher.compute_score, margin)
-    total, share = report.hard_negative_pairs, config.negatives.max_false_negative_share
+    total, share = report.hard_negative_pairs, settings.negatives.max_false_negative_share
     if total and dropped > share * total:
         raise KitError(f"--filter_false_negatives: the teacher {teacher_name} would drop {dropped} of {total} hard "
                        f"negatives ({dropped / total:.0%}), more than --max_false_negative_share {share:g}: it cannot "

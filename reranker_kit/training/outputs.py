@@ -5,14 +5,13 @@ then `training_info.json` last (the completion marker `run_folder` looks for).
 import json
 import platform
 import time
-from datetime import datetime
 from pathlib import Path
 
 from reranker_kit.basics.files import write_json_atomic
 from reranker_kit.metrics.paired import compare_rankers, comparisons_as_json
 from reranker_kit.reports.model_card import CardFacts, write_model_card
 from reranker_kit.retrieval.first_stage import describe_candidates
-from reranker_kit.run_folder import COMPLETION_MARKER, DEV_METRICS_FILE, FUSION_FILE
+from reranker_kit.run_folder import DEV_METRICS_FILE, FUSION_FILE, write_completion_marker
 from reranker_kit.training.config import TrainingConfig
 from reranker_kit.training.result import DataSummary, TrainingResult
 
@@ -63,8 +62,6 @@ def write_finished_run(run_dir: Path, config: TrainingConfig, result: TrainingRe
     plot_training_curves(result.log_history, dev_metrics.get("baseline"), config.evaluation.metric_for_best_model,
                          run_dir / "training_curves.png")
     info = {
-        "status": "complete",
-        "finished_at": datetime.now().isoformat(timespec="seconds"),
         "arguments": config.as_arguments(),
         "base_model": result.base_model,
         "data": data.as_dict(),
@@ -83,8 +80,7 @@ def write_finished_run(run_dir: Path, config: TrainingConfig, result: TrainingRe
         "weights": result.model_choice.as_json() if result.model_choice else None,
     }
     write_model_card(run_dir / "README.md", info, dev_metrics, card_facts(config))
-    write_json_atomic(run_dir / COMPLETION_MARKER, info)
-    return info
+    return write_completion_marker(run_dir, info)
 
 
 def dev_candidates_description(config: TrainingConfig, from_file: bool) -> dict:

@@ -1,0 +1,53 @@
+"""The embedder's training rows: (query, positive, hard negatives...) from the kit's mined TrainingGroups.
+
+MultipleNegativesRankingLoss scores each query against its own positive, its own negatives and every other
+row's positive and negatives in the batch, so one mined negative per row already gives a batch of 32 rows
+95 negatives per query. All rows need the same number of negative columns: a group with fewer mined
+negatives repeats its last one (a repeated negative only counts that document twice in the softmax), and a
+group with none is dropped and counted.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reranker_kit.training.negatives import TrainingGroup
+
+ANCHOR, POSITIVE = "anchor", "positive"
+
+
+def negative_columns(count: int) -> list[str]:
+    return ["negative"] if count == 1 else [f"negative_{number}" for number in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class TripleColumns:
+    """The training rows as columns, ready for `datasets.Dataset.from_dict`."""
+
+    columns: dict[str, list[str]]
+    dropped_without_negative: int
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns[ANCHOR])
+
+
+def build_triples(groups: Sequence[TrainingGroup], corpus: dict[int, str], negatives_per_row: int) -> TripleColumns:
+    """One row per group: its query, its positive's text, and `negatives_per_row` negatives' texts.
+
+    Hard negatives come first, then the group's random ones; `negatives_per_row` 0 gives (query, positive)
+    pairs that learn from in-batch negatives alone.
+    """
+    names = negative_columns(negatives_per_row) if negatives_per_row else []
+    columns: dict[str, list[str]] = {ANCHOR: [], POSITIVE: [], **{name: [] for name in names}}
+    dropped = 0
+    for group in groups:
+        negative_ids = list(group.negative_ids[:negatives_per_row])
+        if names and not negative_ids:
+            dropped += 1
+            continue
+        negative_ids += [negative_ids[-1]] * (negatives_per_row - len(negative_ids)) if names else []
+        columns[ANCHOR].append(group.query)
+        columns[POSITIVE].append(corpus[group.positive_id])
+        for name, doc_id in zip(names, negative_ids):
+            columns[name].append(corpus[doc_id])
+    return TripleColumns(columns, dropped)

@@ -1,0 +1,67 @@
+"""The model card (README.md) of a fine-tuned embedder run, ready for the Hugging Face Hub.
+
+YAML metadata the Hub reads (base model, language, library, pipeline tag, dev metrics), then what it was
+trained on, the base and fine-tuned encoder's first-stage metrics on the dev queries, and how to load it.
+"""
+
+from pathlib import Path
+
+from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, BUNDLED_MODEL_HUB_ID
+
+PIPELINE_TAG = "sentence-similarity"
+TAGS = ["sentence-transformers", "feature-extraction", "dense-retrieval", "vietnamese"]
+VERDICT_LINES = {
+    "fine_tuned": "The fine-tuned encoder beat the base on the dev metric and is the saved model.",
+    "base_kept": "Fine-tuning did not beat the base encoder on the dev metric: **this folder holds the base encoder**.",
+    "no_dev_queries": "No dev queries were held out (`--dev_ratio 0`): the last step's weights are saved, unjudged.",
+    "not_selected": "A cross-validation fold: the last step's weights, measured on the held-out fold.",
+}
+
+
+def _hub_base_model(base: dict) -> str | None:
+    if base["name"] == BUNDLED_MODEL_ALIAS:
+        return BUNDLED_MODEL_HUB_ID
+    return base["name"] if base["name"] == base["resolved"] else None
+
+
+def write_embedder_model_card(path: Path, info: dict, dev_metrics: dict) -> None:
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    arguments, data = info["arguments"], info["data"]
+    name = path.parent.name
+    saved = dev_metrics.get("base" if dev_metrics.get("saved_encoder") == "base" else "fine_tuned") or {}
+    results = [EvalResult(task_type="retrieval", task_name="First-stage retrieval over the corpus",
+                          dataset_type=Path(arguments["data"]["train_xlsx"]).stem,
+                          dataset_name=f"{Path(arguments['data']['train_xlsx']).name}, held-out dev queries",
+                          dataset_split="dev", metric_type=key, metric_name=key, metric_value=round(float(value), 4))
+               for key, value in (saved.get("dense") or {}).items()]
+    metadata = ModelCardData(base_model=_hub_base_model(info["base_model"]), language=["vi"],
+                             library_name="sentence-transformers", pipeline_tag=PIPELINE_TAG, tags=TAGS,
+                             model_name=name, eval_results=results or None)
+    body = [f"# {name}", "", "A sentence-transformers bi-encoder (the first stage of retrieve-then-rerank) fine-tuned "
+            "with the club's reranker kit (`fine_tune_embedder.py`): MultipleNegativesRankingLoss over (query, "
+            f"positive, {arguments['negatives']['hard_neg_method']}-mined hard negatives).", "",
+            VERDICT_LINES.get(info["verdict"], ""), "", "## Training data", "",
+            f"- {data['train_queries']} labelled queries, {data['answer_queries']} answers and "
+            f"{data['corpus_sentence_queries']} corpus sentences as queries, over {data['documents']} documents; "
+            f"{data['train_rows']} training rows; {data['dev_queries']} dev queries held out", "",
+            *_dev_table(dev_metrics), "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer",
+            "", 'model = SentenceTransformer("path/to/this/folder")',
+            'embeddings = model.encode_query(["CLB tuyển thành viên khi nào ạ?"])', "```", "",
+            "With the kit: `python main.py --retriever hybrid` uses the newest finished embedder run.", "",
+            f"Trained in {info['wall_time_s']:.0f} s on {info['device']}.", ""]
+    ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n" + "\n".join(body)).save(path)
+
+
+def _dev_table(dev_metrics: dict) -> list[str]:
+    if "base" not in dev_metrics:
+        return []
+    columns = [("BM25", dev_metrics["bm25"]), ("base dense", dev_metrics["base"]["dense"]),
+               ("fine-tuned dense", dev_metrics["fine_tuned"]["dense"]),
+               (f"base hybrid (w {dev_metrics['base']['hybrid_dense_weight']:.1f})", dev_metrics["base"]["hybrid"]),
+               (f"fine-tuned hybrid (w {dev_metrics['fine_tuned']['hybrid_dense_weight']:.1f})",
+                dev_metrics["fine_tuned"]["hybrid"])]
+    keys = list(dev_metrics["bm25"])
+    return ["## Dev metrics (first stage over the whole corpus, held-out queries)", "",
+            "| metric | " + " | ".join(label for label, _ in columns) + " |", "|---" * (len(columns) + 1) + "|",
+            *[f"| {key} | " + " | ".join(f"{values[key]:.4f}" for _, values in columns) + " |" for key in keys], ""]
