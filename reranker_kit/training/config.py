@@ -108,13 +108,17 @@ class TrainingConfig:
     output: OutputSettings
 
     @classmethod
-    def from_arguments(cls, arguments: dict) -> "TrainingConfig":
-        """From a flat {flag name: value} mapping (the parsed flags); a name no group knows is refused."""
+    def from_arguments(cls, arguments: dict, defaults: dict | None = None) -> "TrainingConfig":
+        """From a flat {flag name: value} mapping (the parsed flags); a name no group knows is refused.
+
+        `defaults` fills the flags a run folder of an older kit did not record (the parser's defaults).
+        """
         known = {item.name for group in GROUPS.values() for item in fields(group)}
         unknown = sorted(set(arguments) - known)
         if unknown:
             raise ValueError(f"no settings group holds {', '.join(unknown)}; add it to reranker_kit/training/config.py")
-        return cls(**{name: group(**{item.name: arguments[item.name] for item in fields(group)})
+        values = {**(defaults or {}), **arguments}
+        return cls(**{name: group(**{item.name: values[item.name] for item in fields(group)})
                       for name, group in GROUPS.items()})
 
     def as_arguments(self) -> dict:
