@@ -16,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from reranker_kit.training.starts import read_starts
+
 from conftest import QUICK, ROOT, data_flags, run_script
 
 SMALL = ["--base_model", "bundled-minilm", *QUICK, "--pseudo_queries_per_document", "0"]
@@ -120,6 +122,7 @@ def test_case_02_a_resume_with_other_training_settings_is_refused_naming_them(sm
     info = json.loads((run_dir / "training_info.json").read_text(encoding="utf-8"))
     assert [start["arguments"]["eval_batch_size"] for start in info["starts"]] == [64, 16]
     assert info["arguments"] == info["starts"][0]["arguments"] and info["arguments"]["resume_from_checkpoint"] is None
+    assert [start["arguments"]["lr"] for start in read_starts(run_dir)] == [2e-05, 2e-05]  # Refused starts: none.
 
 
 # Case 12: SIGTERM before the first step (mining, the pre-training dev evaluation) ends as Ctrl-C does.
