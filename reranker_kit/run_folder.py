@@ -38,6 +38,9 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 CHECKPOINT_FILES = ("trainer_state.json", "config.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 RUN_STAMP_PATTERN = re.compile(r"(\d{8}-\d{6})(?:-(\d+))?")
+FOLD_PATTERN = re.compile(r"^fold-(\d+)$")
+# Written last by a cross-validation: without it, the folder is an unfinished one that can be resumed.
+CV_RESULTS_FILE = "cv_results.json"
 
 
 def create_run_dir(runs_root: str | Path, now: datetime | None = None, prefix: str = RUN_PREFIX) -> Path:
@@ -134,17 +137,15 @@ def run_info_problem(run_dir: str | Path) -> str | None:
     return None if isinstance(info, dict) else f"{path} holds no JSON object"
 
 
-
-
-
-
 def newest_unfinished_run_with_checkpoint(runs_root: str | Path, prefix: str = RUN_PREFIX) -> Path | None:
-    """The unfinished run whose last checkpoint was saved most recently: the work `latest` should go on with.
+    """The unfinished run whose last checkpoint folder was saved most recently: the work `latest` should go on with.
 
     By the checkpoint's time, not the folder name: a run started earlier may have trained (and been
-    resumed) since, and a folder dated by a wrong clock must not take its place.
+    resumed) since, and a folder dated by a wrong clock must not take its place. A checkpoint folder whose
+    save was cut short counts too, so `latest` names that run and says what is wrong with it instead of
+    passing over it to an older run.
     """
-    saved = {path: checkpoints(path) for path in run_dirs_newest_first(runs_root, prefix) if not is_complete(path)}
+    saved = {path: checkpoint_folders(path) for path in run_dirs_newest_first(runs_root, prefix) if not is_complete(path)}
     unfinished = [path for path, found in saved.items() if found]
     return max(unfinished, key=lambda path: saved[path][-1].stat().st_mtime, default=None)  # Ties: newest name.
 
@@ -192,30 +193,75 @@ def new_run_dir(runs_root: str | Path, output_dir: str | None, prefix: str = RUN
     run_dir = Path(output_dir)
     check_writable_folder(run_dir, "--output_dir")
     if run_dir.exists() and any(run_dir.iterdir()):
+        cut = checkpoint_folders(run_dir)
+        if cut and not checkpoints(run_dir):
+            raise KitError(f"--output_dir {run_dir} holds an unfinished run: {describe_incomplete(cut[-1])}; "
+                           f"{resume_advice(run_dir)}, or give a new --output_dir")
         raise KitError(f"--output_dir {run_dir} already holds files; give a new folder, or resume that run "
                        "with --resume_from_checkpoint latest")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
-def checkpoints(run_dir: str | Path) -> list[Path]:
-    """The `checkpoint-N` folders of a run that hold a Trainer state, lowest step first."""
+def newest_unfinished_cross_validation(runs_root: str | Path) -> Path | None:
+    """The newest cross-validation folder without its report that holds a fold checkpoint or a finished fold."""
+    runs_root = Path(runs_root)
+    found = sorted(runs_root.glob(f"{CV_PREFIX}*"), reverse=True) if runs_root.is_dir() else []
+    return next((path for path in found if path.is_dir() and not (path / CV_RESULTS_FILE).is_file()
+                 and has_progress(path)), None)
+
+
+def fold_of(run_dir: Path) -> tuple[Path, int] | None:
+    """(the cross-validation folder, the fold number) when `run_dir` is a `fold-N` folder of one; else None."""
+    match = FOLD_PATTERN.match(run_dir.name)
+    return (run_dir.parent, int(match.group(1))) if match and run_dir.parent.name.startswith(CV_PREFIX) else None
+
+
+def checkpoint_folders(run_dir: str | Path) -> list[Path]:
+    """Every `checkpoint-N` folder of a run, complete or cut short while saving, lowest step first."""
     found = []
     for path in Path(run_dir).glob("checkpoint-*"):
         match = CHECKPOINT_PATTERN.match(path.name)
-        if match and path.is_dir() and is_checkpoint(path):
+        if match and path.is_dir():
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]
 
 
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """The `checkpoint-N` folders of a run that hold a complete Trainer checkpoint, lowest step first."""
+    return [path for path in checkpoint_folders(run_dir) if is_checkpoint(path)]
+
+
 def is_checkpoint(path: str | Path) -> bool:
+    return not missing_checkpoint_files(path)
+
+
+def missing_checkpoint_files(path: str | Path) -> list[str]:
+    """What a complete Trainer checkpoint holds that `path` lacks (the Trainer writes trainer_state.json last)."""
     path = Path(path)
-    has_weights = any((path / name).is_file() for name in WEIGHT_FILES)
-    return has_weights and all((path / name).is_file() for name in CHECKPOINT_FILES)
+    missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        missing.insert(0, " or ".join(WEIGHT_FILES))
+    return missing
 
 
+def incomplete_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The `checkpoint-N` folders of a run whose save was cut short (a kill, a full disk), lowest step first."""
+    return [path for path in checkpoint_folders(run_dir) if not is_checkpoint(path)]
 
 
+def describe_incomplete(checkpoint: Path) -> str:
+    return (f"{checkpoint} is an incomplete checkpoint (no {', '.join(missing_checkpoint_files(checkpoint))}): "
+            "its save was cut short")
+
+
+def resume_advice(run_dir: Path) -> str:
+    """What to do with an unfinished run: resume from its last complete checkpoint, or delete it."""
+    found = checkpoints(run_dir)
+    if found:
+        return f"resume from its last complete checkpoint with --resume_from_checkpoint {found[-1]} (or latest)"
+    return (f"{run_dir} has no complete checkpoint to resume from: delete the folder {run_dir} and start a new "
+            "run")
 
 
 def checkpoint_steps(checkpoint: Path) -> tuple[int, int]:
@@ -245,16 +291,6 @@ def discard_unstarted_run(folder: Path, keep_folder: bool) -> bool:
         else:
             child.unlink()
     return True
-
-
-
-
-
-
-
-
-
-
 
 
 def read_run_info(run_dir: str | Path) -> dict | None:
@@ -298,8 +334,6 @@ def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
                        "\"method\" among %s); no fused row unless --fusion_weight is given", path, FUSION_METHODS)
         return None
     return method, float(weight)
-
-
 
 
 def stored_verdict(run_dir: str | Path) -> dict | None:

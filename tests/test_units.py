@@ -354,14 +354,15 @@ def test_dev_evaluation_scores_the_first_stage_on_its_own_candidates():
 
 def test_the_job_refuses_a_corpus_without_negatives_and_a_used_output_dir(tmp_path):
     from reranker_kit.basics.errors import DataError
-    from reranker_kit.training.job import new_run_dir, require_negatives
+    from reranker_kit.run_folder import new_run_dir
+    from reranker_kit.training.job import require_negatives
 
     with pytest.raises(DataError, match="at least 2 documents"):
         require_negatives({2: "x"}, small_queries()[:1], "c.csv")
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "model.safetensors").write_text("x")
     with pytest.raises(KitError, match="already holds files"):
-        new_run_dir(default_config("--output_dir", str(tmp_path / "used")).output)
+        new_run_dir(tmp_path, str(tmp_path / "used"))
 
 
 def test_a_resume_refuses_a_base_model_of_another_shape(tmp_path, tiny_xlmr_model):

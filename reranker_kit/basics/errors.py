@@ -20,3 +20,7 @@ class ModelLoadError(KitError):
 
 class CheckpointError(KitError):
     """A path given to resume from is not a Trainer checkpoint."""
+
+
+class DiskFullError(KitError):
+    """The disk filled up while a run saved its weights; the message names the folder and the space needed."""

@@ -4,9 +4,12 @@ Every file a run or a report writes goes through `write_file_atomic`: a temporar
 fsynced, given the permissions of an ordinary file, then renamed over it.
 """
 
+import errno
+import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable
@@ -80,3 +83,38 @@ def write_json_atomic(path: str | Path, payload: dict) -> None:
     """Writes JSON through a temporary file and a rename, so readers never see half a file."""
     text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
     write_file_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes: a file's identity that survives a move or a rename."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_disk_full(error: BaseException, folder: str | Path, needed_bytes: int) -> bool:
+    """Whether a failed write ran out of disk: ENOSPC anywhere in the error's chain, or too little space left.
+
+    torch.save's zip writer reports a full disk only as "unexpected pos ... vs ..." or "file write failed",
+    with no errno: the free space is what tells (measured after the partial file was removed).
+    """
+    seen = error
+    while seen is not None:
+        if getattr(seen, "errno", None) == errno.ENOSPC or "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return free_bytes(folder) < needed_bytes
+
+
+def free_bytes(folder: str | Path) -> int:
+    """The space left on the disk that holds `folder` (or its nearest existing parent)."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free
+
+
+def folder_bytes(folder: str | Path) -> int:
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())

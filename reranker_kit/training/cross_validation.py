@@ -4,6 +4,8 @@ With about 100 queries a single 20-query dev split is noisy; the mean and spread
 much of a difference between recipes is real.
 """
 
+import json
+import logging
 import statistics
 from pathlib import Path
 
@@ -11,7 +13,14 @@ from reranker_kit.basics.files import write_file_atomic, write_json_atomic
 from reranker_kit.fusion import FusionChoice, choose_fusion, setting_key
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
 from reranker_kit.metrics.paired import compare_rankers, comparisons_as_json, format_comparison, per_query_columns
-from reranker_kit.training.result import TrainingResult
+from reranker_kit.run_folder import CV_RESULTS_FILE
+from reranker_kit.training.result import FoldResult
+
+logger = logging.getLogger(__name__)
+
+# A finished fold's dev metrics and fusion choice with their per-query values: enough to rebuild the report
+# when an interrupted cross-validation is resumed, after the fold's weights were removed.
+FOLD_RESULT_FILE = "fold_result.json"
 
 RANKERS = ("first_stage", "pretrained", "fine_tuned", "fused")
 SUMMARY_METRICS = tuple(f"{metric}@{k}" for metric in DEV_RANKING_METRICS for k in CUTOFFS)
@@ -34,7 +43,7 @@ def held_out_fusion(fusions: list[FusionChoice]) -> list[tuple[str, dict[str, fl
     return chosen
 
 
-def summarize_folds(results: list[TrainingResult]) -> dict:
+def summarize_folds(results: list[FoldResult]) -> dict:
     """Per ranker and metric: every fold's value, their mean and their standard deviation."""
     held_out = held_out_fusion([result.fusion for result in results])
     per_fold = [{"first_stage": result.dev.first_stage, "pretrained": result.dev.pretrained,
@@ -50,7 +59,7 @@ def summarize_folds(results: list[TrainingResult]) -> dict:
     return summary
 
 
-def pooled_comparisons(results: list[TrainingResult]) -> dict:
+def pooled_comparisons(results: list[FoldResult]) -> dict:
     """Paired differences over every fold's held-out queries pooled (each query held out exactly once).
 
     The fused ranking of a fold is the one at the setting chosen on the other folds, as in the summary.
@@ -96,5 +105,21 @@ def write_cv_report(cv_dir: Path, summary: dict, arguments: dict, comparisons: d
     folds = len(next(iter(summary["fine_tuned"].values()))["folds"])
     write_file_atomic(cv_dir / "cv_results.md", lambda path: path.write_text(
         f"# Cross-validation ({folds} folds)\n\n{table}\n", encoding="utf-8"))
-    write_json_atomic(cv_dir / "cv_results.json", {"arguments": arguments, "summary": summary,
+    write_json_atomic(cv_dir / CV_RESULTS_FILE, {"arguments": arguments, "summary": summary,
                                                    "comparisons": comparisons_as_json(comparisons or {})})
+
+
+def write_fold_result(fold_dir: Path, result: FoldResult) -> None:
+    write_json_atomic(fold_dir / FOLD_RESULT_FILE, result.as_json())
+
+
+def read_fold_result(fold_dir: Path) -> FoldResult | None:
+    """A finished fold's result; None when the fold did not finish (or its file does not parse: it trains again)."""
+    path = fold_dir / FOLD_RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return FoldResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as problem:
+        logger.warning("ignoring %s (%s): the fold trains again", path, problem)
+        return None

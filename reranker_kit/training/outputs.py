@@ -14,6 +14,7 @@ from reranker_kit.retrieval.first_stage import describe_candidates
 from reranker_kit.run_folder import DEV_METRICS_FILE, FUSION_FILE, write_completion_marker
 from reranker_kit.training.config import TrainingConfig
 from reranker_kit.training.result import DataSummary, TrainingResult
+from reranker_kit.training.starts import read_starts
 
 # Settings shown in the model card: the flags that shape the model (paths are left out on purpose).
 CARD_FLAGS = ("loss", "epochs", "max_steps", "lr", "warmup_ratio", "weight_decay", "batch_size",
@@ -61,8 +62,12 @@ def write_finished_run(run_dir: Path, config: TrainingConfig, result: TrainingRe
                                                   **dev_candidates_description(config, data.dev_candidates_from_file)})
     plot_training_curves(result.log_history, dev_metrics.get("baseline"), config.evaluation.metric_for_best_model,
                          run_dir / "training_curves.png")
+    # Every start of the run; "arguments" stays the first start's flat mapping, as before resumes were recorded.
+    starts = [{"started_at": start.get("started_at"), "arguments": start.get("arguments")}
+              for start in read_starts(run_dir)] or [{"started_at": None, "arguments": config.as_arguments()}]
     info = {
-        "arguments": config.as_arguments(),
+        "arguments": starts[0]["arguments"],
+        "starts": starts,
         "base_model": result.base_model,
         "data": data.as_dict(),
         # Absolute, so main.py can find the labelled queries again from any folder (overlap warnings).

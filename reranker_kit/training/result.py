@@ -44,6 +44,21 @@ class DevMetrics:
 
 
 @dataclass(frozen=True)
+class FoldResult:
+    """What cross-validation keeps of a finished fold: its dev metrics and fusion choice, with per-query values."""
+
+    dev: DevMetrics
+    fusion: FusionChoice
+
+    def as_json(self) -> dict:
+        return {"dev": asdict(self.dev), "fusion": asdict(self.fusion)}
+
+    @classmethod
+    def from_json(cls, payload: dict) -> FoldResult:
+        return cls(dev=DevMetrics(**payload["dev"]), fusion=FusionChoice(**payload["fusion"]))
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     """Everything `training.outputs.write_finished_run` records about a finished run."""
 

@@ -219,8 +219,7 @@ def train_reranker(config: TrainingConfig, data: TrainingData, run_dir: Path, re
     if trainer.dev_evaluator is not None:
         model_choice = keep_what_beats_the_base(trainer, config)
         dev, fusion = final_dev_metrics(trainer, config, baseline, model_choice)
-    trainer.save_model(str(run_dir))
-    trainer.save_state()
+    trainer.save_final_model(run_dir)
     return TrainingResult(
         dev=dev, fusion=fusion, train_metrics=train_metrics, log_history=trainer.state.log_history,
         best_checkpoint=trainer.state.best_model_checkpoint, base_model=_model_summary(config, model, resolved, max_length),

@@ -1,16 +1,21 @@
 """The Trainer the kit trains with: a loss object, evaluation by reranking the dev queries, and its callbacks."""
 
 import logging
+import shutil
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from reranker_kit.basics.files import share_like_other_files
+from reranker_kit.basics.errors import DiskFullError
+from reranker_kit.basics.files import folder_bytes, free_bytes, is_disk_full, share_like_other_files
 from reranker_kit.basics.interrupts import raise_if_interrupted
+from reranker_kit.run_folder import WEIGHT_FILES, checkpoints
 from reranker_kit.training.dataset import MODEL_INPUT_KEYS
 from reranker_kit.training.progress import write_checkpoint_progress
 
@@ -41,6 +46,33 @@ class RerankerTrainer(Trainer):
         super()._save(output_dir, state_dict)
         share_like_other_files(output_dir if output_dir is not None else self.args.output_dir)
 
+    def _save_checkpoint(self, model, trial):
+        # A full disk leaves no half-written checkpoint-N behind: a resume would fail on it, or worse take it.
+        checkpoint = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        with disk_full_as_error(checkpoint, self.checkpoint_bytes(), lambda: shutil.rmtree(checkpoint, True)):
+            super()._save_checkpoint(model, trial)
+
+    def save_final_model(self, run_dir: Path) -> None:
+        """The finished run's weights and Trainer state; a full disk removes the partial weights and says so."""
+        needed = sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+        def remove_partial_weights():
+            for name in WEIGHT_FILES:
+                (run_dir / name).unlink(missing_ok=True)
+
+        with disk_full_as_error(run_dir, needed, remove_partial_weights):
+            self.save_model(str(run_dir))
+            self.save_state()
+
+    def checkpoint_bytes(self) -> int:
+        """A checkpoint's size: the previous one's, else the weights and the Adam state of the trainable ones."""
+        previous = checkpoints(self.args.output_dir)
+        if previous:
+            return folder_bytes(previous[-1])
+        parameters = list(self.model.parameters())
+        return (sum(p.numel() * p.element_size() for p in parameters)
+                + sum(2 * p.numel() * 4 for p in parameters if p.requires_grad))  # exp_avg and exp_avg_sq, fp32.
+
     def push_to_hub(self, *args, **kwargs):
         # save_model() would push here, before the kit has written its model card and metrics, and the
         # Trainer's card would replace the kit's README.md: the finished run is pushed by reranker_kit.training.hub.
@@ -54,6 +86,29 @@ class RerankerTrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+@contextmanager
+def disk_full_as_error(target: Path, needed_bytes: int, remove_partial) -> Iterator[None]:
+    """Turns a save that ran out of disk into a DiskFullError naming the folder and the space needed.
+
+    `remove_partial` removes what the failed save left; any other failure keeps its traceback (a bug).
+    """
+    try:
+        yield
+    except Exception as error:  # torch and safetensors report a full disk with their own error types.
+        remove_partial()
+        if not is_disk_full(error, target, needed_bytes):
+            raise
+        run_dir = target.parent if target.name.startswith(PREFIX_CHECKPOINT_DIR) else target
+        saved = checkpoints(run_dir)
+        then = (f"then resume with: python fine_tune_reranker.py <same flags> --resume_from_checkpoint {saved[-1]}"
+                if saved else "then start the run again (it had no earlier checkpoint, so its folder is removed)")
+        raise DiskFullError(
+            f"no space left on the disk of {run_dir} while saving {target.name}: removed the partial save; it needs "
+            f"about {needed_bytes / 2**20:.0f} MB and {free_bytes(run_dir) / 2**20:.0f} MB are free there. Free "
+            f"space (--save_total_limit 1 keeps fewer checkpoints) or give --runs_root on a larger disk, {then}"
+        ) from None
 
 
 class EvaluateAtEndCallback(TrainerCallback):

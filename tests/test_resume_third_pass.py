@@ -1,0 +1,214 @@
+"""Issue #26, reliability third pass, the resume cases: interruption, changed flags, a full disk, a cut save.
+
+One test per case, named after it, driven through `fine_tune_reranker.py` (or the Trainer's save path) as
+a user would; each once ended with a traceback, a wrong run or a message that pointed nowhere.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reranker_kit.training.starts import read_starts
+
+from conftest import QUICK, ROOT, data_flags, run_script
+
+SMALL = ["--base_model", "bundled-minilm", *QUICK, "--pseudo_queries_per_document", "0"]
+TRAINED = ["--base_model", "bundled-minilm", "--max_steps", "4", *QUICK]  # The flags of conftest's trained_run.
+
+
+def start_training(*args: str, cwd: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    return subprocess.Popen([sys.executable, str(ROOT / "fine_tune_reranker.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def signal_after(process: subprocess.Popen, markers: str | tuple[str, ...], signum: int) -> str:
+    """Sends `signum` once lines holding each marker have appeared, in order; returns all the script printed."""
+    lines, waiting = [], [markers] if isinstance(markers, str) else list(markers)
+    for line in process.stdout:
+        lines.append(line)
+        if waiting[0] in line:
+            waiting.pop(0)
+        if not waiting:
+            process.send_signal(signum)
+            break
+    lines += process.stdout.readlines()
+    process.wait(timeout=300)
+    return "".join(lines)
+
+
+def error_lines(output: str) -> list[str]:
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+    return [line for line in output.splitlines() if " ERROR " in line]
+
+
+def refusal(result: subprocess.CompletedProcess) -> str:
+    """The one error line of a refused run (exit status 2, no traceback)."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = error_lines(result.stderr)
+    return line
+
+
+def interrupted_copy(trained_run, target: Path) -> Path:
+    """What a run stopped after its last checkpoint leaves: checkpoints and what its start wrote, no finished files."""
+    shutil.copytree(trained_run[0], target)
+    for path in target.iterdir():
+        if path.is_file() and path.name not in ("run_started.json", "baseline_dev_metrics.json"):
+            path.unlink()
+    return target
+
+
+# Case 1: cross-validation stopped in fold 2 resumes as a whole: fold 1 read back, fold 2 continued, the report.
+
+def test_case_01_cross_validation_stopped_in_fold_2_resumes_as_a_whole(small_data, tmp_path):
+    runs_root = tmp_path / "outputs"
+    flags = [*data_flags(small_data), *SMALL, "--max_steps", "4", "--cv_folds", "2", "--runs_root", str(runs_root)]
+    output = signal_after(start_training(*flags, cwd=tmp_path), ("fold 2/2", ": loss "), signal.SIGTERM)
+    assert "SIGTERM received: saving a checkpoint" in output, output[-3000:]
+    (cv_dir,) = runs_root.glob("reranker-cv-*")
+    printed = Path(re.search(r"Resume with: python fine_tune_reranker.py <same flags> --resume_from_checkpoint (\S+)",
+                             output).group(1))
+    assert printed.parent == cv_dir / "fold-2" and (printed / "trainer_state.json").is_file()
+    assert (cv_dir / "fold-1" / "fold_result.json").is_file() and not (cv_dir / "cv_results.json").exists()
+
+    # Without --cv_folds the fold's checkpoint is refused, saying how to resume the whole; a changed fold count too.
+    line = refusal(run_script("fine_tune_reranker.py", *flags[:-4], "--runs_root", str(runs_root),
+                              "--resume_from_checkpoint", str(printed), cwd=tmp_path))
+    assert f"belongs to fold 2 of the cross-validation {cv_dir}" in line and "keep --cv_folds 2" in line, line
+    line = refusal(run_script("fine_tune_reranker.py", *flags, "--cv_folds", "3", "--resume_from_checkpoint", "latest",
+                              cwd=tmp_path))
+    assert "--cv_folds 3 here, 2 when the run started" in line, line
+    from reranker_kit.training.config import OutputSettings
+    from reranker_kit.training.job import resumed_cross_validation
+
+    latest = OutputSettings(None, str(runs_root), "latest", "none", False, None, False, None)
+    assert resumed_cross_validation(latest) == (cv_dir, None)  # `latest` finds the same cross-validation.
+
+    resumed = run_script("fine_tune_reranker.py", *flags, "--resume_from_checkpoint", str(printed), cwd=tmp_path)
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
+    assert "fold-1 finished already" in resumed.stderr and f"resuming fold-2 from {printed.name}" in resumed.stderr
+    report = json.loads((cv_dir / "cv_results.json").read_text(encoding="utf-8"))
+    assert len(report["summary"]["fine_tuned"]["mrr@5"]["folds"]) == 2 and report["comparisons"]
+    fold_2 = json.loads((cv_dir / "fold-2" / "training_info.json").read_text(encoding="utf-8"))
+    assert fold_2["final_step"] == 4 and len(fold_2["starts"]) == 2
+
+
+# Case 2: a resume with another data file, seed or learning rate is refused with the differences named.
+
+def test_case_02_a_resume_with_other_training_settings_is_refused_naming_them(small_data, trained_run, tmp_path):
+    run_dir = interrupted_copy(trained_run, tmp_path / "cut")
+    other_queries = tmp_path / "other.xlsx"
+    pd.read_excel(small_data["train"]).iloc[1:].to_excel(other_queries, index=False)
+    resume = [*data_flags(small_data), *TRAINED, "--resume_from_checkpoint", "latest", "--output_dir", str(run_dir)]
+    for changed, fragment in ((["--lr", "1e-4"], "--lr 0.0001 here, 2e-05 when the run started"),
+                              (["--seed", "7"], "--seed 7 here, 42 when the run started"),
+                              (["--train_xlsx", str(other_queries)], f"--train_xlsx {other_queries} holds other data")):
+        line = refusal(run_script("fine_tune_reranker.py", *resume, *changed, cwd=tmp_path))
+        assert fragment in line and "Resume with the same flags, or start a new run" in line, line
+    assert not (run_dir / "training_info.json").exists()
+
+    # Flags that do not change what is trained may differ; every start is recorded.
+    accepted = run_script("fine_tune_reranker.py", *resume, "--eval_batch_size", "16", "--logging_steps", "2",
+                          cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stderr[-3000:]
+    info = json.loads((run_dir / "training_info.json").read_text(encoding="utf-8"))
+    assert [start["arguments"]["eval_batch_size"] for start in info["starts"]] == [64, 16]
+    assert info["arguments"] == info["starts"][0]["arguments"] and info["arguments"]["resume_from_checkpoint"] is None
+    assert [start["arguments"]["lr"] for start in read_starts(run_dir)] == [2e-05, 2e-05]  # Refused starts: none.
+
+
+# Case 12: SIGTERM before the first step (mining, the pre-training dev evaluation) ends as Ctrl-C does.
+
+def test_case_12_sigterm_before_the_first_step_exits_130_and_removes_the_new_run(small_data, tmp_path):
+    runs_root = tmp_path / "outputs"
+    process = start_training(*data_flags(small_data), *SMALL, "--max_steps", "2", "--runs_root", str(runs_root),
+                             cwd=tmp_path)
+    output = signal_after(process, "training pairs:", signal.SIGTERM)
+    assert process.returncode == 130, output[-3000:]
+    assert "step 1/" not in output, "the signal came after training began; the test needs it before"
+    (error,) = error_lines(output)
+    assert "interrupted before the first checkpoint: removed" in error and "SIGTERM" in error, error
+    assert list(runs_root.iterdir()) == []
+
+
+# Case 9: a full disk while saving gives one line with the folder and the space needed, and no partial checkpoint.
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of a given size (root only, as these tests run here); skipped where mounting is not allowed."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"disk-{size}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()}); the full-disk test needs one")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("save, size", [("checkpoint-2", "150m"), ("the final weights", "300m")])
+def test_case_09_a_full_disk_while_saving_names_the_folder_and_the_space_needed(small_data, tmp_path, small_disk,
+                                                                               save, size):
+    # The bundled model's checkpoint is about 261 MB (weights 87, Adam state 173): 150 MB fails inside it,
+    # 300 MB holds checkpoint-2 but not the finished run's weights beside it.
+    runs_root = small_disk(size)
+    result = run_script("fine_tune_reranker.py", *data_flags(small_data), *SMALL, "--max_steps", "2",
+                        "--runs_root", str(runs_root), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = error_lines(result.stderr)
+    assert "no space left on the disk of" in line and "MB are free there" in line, line
+    assert re.search(r"it needs about (2[5-9]\d|8\d|9\d) MB", line), line
+    runs = list(runs_root.glob("reranker-finetuned-*"))
+    if save == "checkpoint-2":  # No earlier checkpoint: the run folder goes, nothing half-written stays.
+        assert "while saving checkpoint-2" in line and "start the run again" in line, line
+        assert runs == []
+    else:
+        (run_dir,) = runs
+        assert f"--resume_from_checkpoint {run_dir / 'checkpoint-2'}" in line, line
+        assert not (run_dir / "model.safetensors").exists() and (run_dir / "checkpoint-2" / "trainer_state.json").is_file()
+
+
+# Case 14: a checkpoint cut short by a kill while saving is named as such, whichever way the run is resumed.
+
+def test_case_14_a_checkpoint_cut_short_while_saving_gets_one_consistent_message(small_data, trained_run, tmp_path):
+    runs_root = tmp_path / "outputs"
+    run_dir = interrupted_copy(trained_run, runs_root / "reranker-finetuned-20260101-090000")
+    shutil.rmtree(run_dir / "checkpoint-4")
+    cut = run_dir / "checkpoint-2"
+    (cut / "trainer_state.json").unlink()  # The Trainer writes it last: a kill mid-save leaves none.
+    flags = [*data_flags(small_data), *TRAINED]
+    tries = {"latest": ["--resume_from_checkpoint", "latest", "--runs_root", str(runs_root)],
+             "latest in --output_dir": ["--resume_from_checkpoint", "latest", "--output_dir", str(run_dir)],
+             "the path": ["--resume_from_checkpoint", str(cut)],
+             "the same --output_dir": ["--output_dir", str(run_dir)]}
+    for name, how in tries.items():
+        line = refusal(run_script("fine_tune_reranker.py", *flags, *how, cwd=tmp_path))
+        assert f"{cut} is an incomplete checkpoint (no trainer_state.json): its save was cut short" in line, (name, line)
+        assert f"has no complete checkpoint to resume from: delete the folder {run_dir} and start a new run" in line
+
+    # With an earlier complete checkpoint, the message points at it, and `latest` resumes from it.
+    second = interrupted_copy(trained_run, tmp_path / "second")
+    (second / "checkpoint-4" / "trainer_state.json").unlink()
+    line = refusal(run_script("fine_tune_reranker.py", *flags, "--resume_from_checkpoint", str(second / "checkpoint-4"),
+                              cwd=tmp_path))
+    assert f"resume from its last complete checkpoint with --resume_from_checkpoint {second / 'checkpoint-2'}" in line
+    resumed = run_script("fine_tune_reranker.py", *flags, "--resume_from_checkpoint", "latest", "--output_dir",
+                         str(second), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "removing " in resumed.stderr and "resuming from checkpoint-2" in resumed.stderr
+    assert json.loads((second / "training_info.json").read_text(encoding="utf-8"))["final_step"] == 4
