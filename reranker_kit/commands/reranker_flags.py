@@ -102,15 +102,20 @@ def _add_training_flags(training) -> None:
                           help="Pairs per device batch (bce) or groups per device batch (listwise).")
     training.add_argument("--gradient_accumulation_steps", type=int, default=8, help="Batches per optimizer step.")
     training.add_argument("--epochs", type=float, default=5, help="Passes over the training pairs.")
-    training.add_argument("--lr", type=float, default=2e-5, help="Peak learning rate.")
-    training.add_argument("--warmup_ratio", type=float, default=0.1, help="Share of steps with linear warm-up.")
-    training.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay.")
-    training.add_argument("--seed", type=int, default=42, help="Seeds the split, the negatives, the head and the shuffling.")
-    training.add_argument("--fp16", action="store_true", help="fp16 mixed precision (a T4); ignored with a warning on CPU.")
-    training.add_argument("--bf16", action="store_true", help="bf16 mixed precision (Ampere or newer GPUs).")
-    training.add_argument("--gradient_checkpointing", action="store_true", help="Recompute activations: less memory, slower.")
-    training.add_argument("--max_steps", type=int, default=-1, help="Stop after this many optimizer steps (-1: use --epochs).")
-    training.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+    add_optimiser_flags(training, seeds="the split, the negatives, the head and the shuffling")
+
+
+def add_optimiser_flags(group, seeds: str) -> None:
+    """Learning rate, schedule, seed, precision and loader: the same for every training CLI."""
+    group.add_argument("--lr", type=float, default=2e-5, help="Peak learning rate.")
+    group.add_argument("--warmup_ratio", type=float, default=0.1, help="Share of steps with linear warm-up.")
+    group.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay.")
+    group.add_argument("--seed", type=int, default=42, help=f"Seeds {seeds}.")
+    group.add_argument("--fp16", action="store_true", help="fp16 mixed precision (a T4); ignored with a warning on CPU.")
+    group.add_argument("--bf16", action="store_true", help="bf16 mixed precision (Ampere or newer GPUs).")
+    group.add_argument("--gradient_checkpointing", action="store_true", help="Recompute activations: less memory, slower.")
+    group.add_argument("--max_steps", type=int, default=-1, help="Stop after this many optimizer steps (-1: use --epochs).")
+    group.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
 
 
 def _add_evaluation_flags(evaluation) -> None:

@@ -14,6 +14,7 @@ from reranker_kit.commands.reranker_flags import (
     TRACKER_PACKAGES,
     add_data_flags,
     add_negatives_flags,
+    add_optimiser_flags,
     validate_common_flags,
 )
 from reranker_kit.embedder.config import (
@@ -59,15 +60,7 @@ def _add_model_and_training_flags(group) -> None:
     group.add_argument("--gradient_accumulation_steps", type=int, default=1,
                        help="Batches per optimizer step (does not add in-batch negatives; use cached_mnrl for that).")
     group.add_argument("--epochs", type=float, default=3, help="Passes over the training rows.")
-    group.add_argument("--lr", type=float, default=2e-5, help="Peak learning rate.")
-    group.add_argument("--warmup_ratio", type=float, default=0.1, help="Share of steps with linear warm-up.")
-    group.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay.")
-    group.add_argument("--seed", type=int, default=42, help="Seeds the split, the negatives and the shuffling.")
-    group.add_argument("--fp16", action="store_true", help="fp16 mixed precision (a T4); ignored with a warning on CPU.")
-    group.add_argument("--bf16", action="store_true", help="bf16 mixed precision (Ampere or newer GPUs).")
-    group.add_argument("--gradient_checkpointing", action="store_true", help="Recompute activations: less memory, slower.")
-    group.add_argument("--max_steps", type=int, default=-1, help="Stop after this many optimizer steps (-1: use --epochs).")
-    group.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+    add_optimiser_flags(group, seeds="the split, the negatives and the shuffling")
 
 
 def _add_evaluation_and_output_flags(group) -> None:
