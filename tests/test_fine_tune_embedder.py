@@ -62,7 +62,7 @@ def test_the_run_folder_loads_in_sentence_transformers(embedder_run):
 
 def test_a_base_that_wins_is_the_saved_model(embedder_run):
     """When the verdict keeps the base, the folder holds the base's weights; otherwise the best checkpoint's."""
-    from reranker_kit.models.loading import bundled_model_path
+    from reranker_kit.basics.model_files import bundled_model_path
 
     run_dir = embedder_run[0]
     dev = json.loads((run_dir / "dev_metrics.json").read_text())

@@ -12,7 +12,8 @@ from reranker_kit.basics.files import write_json_atomic
 from reranker_kit.embedder.config import EmbedderSettings
 from reranker_kit.embedder.dev_evaluation import HYBRID_FUSION
 from reranker_kit.embedder.result import BASE_KEPT, EmbedderResult
-from reranker_kit.run_folder import DEV_METRICS_FILE, library_versions, write_completion_marker, write_hybrid_choice
+from reranker_kit.run_folder import DEV_METRICS_FILE, write_completion_marker, write_hybrid_choice
+from reranker_kit.training.outputs import library_versions
 
 
 def dev_metrics_payload(result: EmbedderResult) -> dict:
