@@ -153,13 +153,15 @@ def test_benchmark_settings_take_every_flag_of_main_py():
 
 
 def test_embedding_flags_are_the_same_in_both_clis():
+    """One definition; main.py's default is `auto` (the newest embedder run), training's the base encoder."""
     import argparse
 
     parser = argparse.ArgumentParser()
     embedding_flags.add_embedding_flags(parser)
     shared = vars(parser.parse_args([]))
-    for build in (reranker_flags.build_parser, benchmark_flags.build_parser):
-        assert shared.items() <= vars(build().parse_args([])).items()
+    assert shared.items() <= vars(reranker_flags.build_parser().parse_args([])).items()
+    from_main = vars(benchmark_flags.build_parser().parse_args([]))
+    assert from_main["embedding_model"] == "auto" and from_main["embedding_cache_dir"] == shared["embedding_cache_dir"]
 
 
 def test_the_losses_are_the_formulas_on_hand_computed_logits():
@@ -451,3 +453,34 @@ def test_comparison_pairs_report_what_fine_tuning_and_fusion_gained():
     assert comparison_pairs(["first_stage", "pretrained", "fine_tuned", "fused_rrf_w0.2"]) == [
         ("fine_tuned", "pretrained"), ("fine_tuned", "first_stage"), ("fused_rrf_w0.2", "first_stage")]
     assert comparison_pairs(["first_stage"]) == []
+
+
+def test_the_embedder_parts_on_their_own(tmp_path):
+    """fine_tune_embedder.py's modules, each directly (tests/test_fine_tune_embedder.py runs them end to end)."""
+    import reranker_kit.embedder.cross_validation as embedder_cv
+    import reranker_kit.embedder.dev_evaluation as embedder_dev
+    import reranker_kit.embedder.job as embedder_job
+    import reranker_kit.embedder.model_card as embedder_card
+    import reranker_kit.embedder.outputs as embedder_outputs
+    import reranker_kit.embedder.result as embedder_result
+    import reranker_kit.embedder.run as embedder_run
+    from reranker_kit.benchmark.encoders import choose_encoder
+    from reranker_kit.commands.train_embedder import build_parser, settings_from_args
+    from reranker_kit.embedder.config import mining_settings
+    from reranker_kit.embedder.dataset import build_triples, negative_columns
+    from reranker_kit.embedder.trainer import eval_interval
+    from reranker_kit.training.negatives import TrainingGroup
+
+    settings = settings_from_args(build_parser().parse_args(["--seed", "7", "--dev_top_n", "30"]))
+    mining = mining_settings(settings)
+    assert mining.seed == 7 and mining.dev_top_n == 30 and mining.negatives.num_hard_negatives == 1
+    triples = build_triples([TrainingGroup("phí", 2, (1,), (3,))], small_corpus(), negatives_per_row=1)
+    assert triples.rows == 1 and negative_columns(2) == ["negative_1", "negative_2"]
+    assert eval_interval(settings.evaluation, rows_per_step=32, train_rows=64, has_dev=True) == (2, 2)
+    assert choose_encoder("bm25", "auto", str(tmp_path)) is None  # A lexical first stage embeds nothing.
+    assert choose_encoder("hybrid", "auto", str(tmp_path)).model == "BAAI/bge-m3"  # No embedder run yet.
+    assert embedder_cv.table_metrics({"evaluation": {"dev_top_n": 20}}) == ("hit@3", "mrr@5", "recall@20")
+    assert embedder_dev.HYBRID_FUSION == "minmax" and embedder_card.PIPELINE_TAG == "sentence-similarity"
+    assert embedder_result.BASE_KEPT != embedder_result.FINE_TUNED_WINS
+    assert callable(embedder_job.run_embedder_job) and callable(embedder_run.train_embedder)
+    assert callable(embedder_outputs.write_finished_embedder_run)
