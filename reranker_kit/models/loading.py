@@ -10,15 +10,22 @@ def load_cross_encoder(name: str, *, dtype=None):
     A base model without a classification head (the bundled MiniLM, any plain encoder) gets a freshly
     initialised one-logit head: it must be fine-tuned before its scores mean anything.
     """
+    model, tokenizer, resolved, _ = load_cross_encoder_with_info(name, dtype=dtype)
+    return model, tokenizer, resolved
+
+
+def load_cross_encoder_with_info(name: str, *, dtype=None):
+    """`load_cross_encoder` and transformers' loading info (the weights it had to initialise), from one load."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     resolved = resolve_model_name(name)
     try:
         tokenizer = load_pretrained(AutoTokenizer, resolved)
-        model = load_pretrained(AutoModelForSequenceClassification, resolved, num_labels=1, torch_dtype=dtype)
+        model, info = load_pretrained(AutoModelForSequenceClassification, resolved, num_labels=1, torch_dtype=dtype,
+                                      output_loading_info=True)
     except (OSError, ValueError) as problem:
         raise ModelLoadError(f"cannot load model {name!r} ({problem}).") from None
-    return model, tokenizer, resolved
+    return model, tokenizer, resolved, info
 
 
 def load_pretrained(auto_class, resolved: str, **kwargs):

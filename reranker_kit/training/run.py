@@ -18,10 +18,10 @@ from reranker_kit.basics.distributed import is_main_process, world_size
 from reranker_kit.data.loading import Query
 from reranker_kit.fusion import FusionChoice, setting_key
 from reranker_kit.metrics.paired import per_query_columns
-from reranker_kit.models.loading import load_cross_encoder
+from reranker_kit.models.loading import load_cross_encoder_with_info
 from reranker_kit.models.lora import apply_lora, merge_lora, parameter_counts
 from reranker_kit.models.pair_encoding import position_limit
-from reranker_kit.models.weight_ensembling import has_trained_head
+from reranker_kit.models.weight_ensembling import head_was_trained
 from reranker_kit.retrieval.candidates import Candidates
 from reranker_kit.run_folder import checkpoint_steps
 from reranker_kit.training.config import TrainingConfig
@@ -81,14 +81,15 @@ def schedule(config: TrainingConfig, num_train_rows: int, has_dev: bool) -> tupl
 
 
 def load_base_model(config: TrainingConfig):
-    """(model, tokenizer, resolved name) of --base_model, a fresh head seeded: the same weights every time."""
+    """(model, tokenizer, resolved name, loading info) of --base_model, a fresh head seeded: the same weights
+    every time; the loading info says whether the head came from the checkpoint (`head_was_trained`)."""
     set_seed(config.optimisation.seed)  # Before loading: the fresh classification head is initialised from it.
-    return load_cross_encoder(config.model.base_model)
+    return load_cross_encoder_with_info(config.model.base_model)
 
 
 def load_model(config: TrainingConfig):
     """(model, tokenizer, resolved name, max length) to train: embeddings frozen or LoRA adapters if asked."""
-    model, tokenizer, resolved = load_base_model(config)
+    model, tokenizer, resolved, _ = load_base_model(config)
     max_length = min(config.model.max_seq_length, position_limit(model.config))
     if max_length < config.model.max_seq_length:
         logger.warning("--max_seq_length %d exceeds what %s supports; using %d", config.model.max_seq_length,
@@ -231,9 +232,10 @@ def train_reranker(config: TrainingConfig, data: TrainingData, run_dir: Path, re
 
 def keep_what_beats_the_base(trainer: RerankerTrainer, config: TrainingConfig) -> ModelChoice:
     """Puts in `trainer.model` the base, trained or blended weights the dev queries support (`model_choice`)."""
-    base, *_ = load_base_model(config)
+    base, _, _, loading_info = load_base_model(config)
     base.to(trainer.args.device).eval()
-    blend = config.model.weight_ensembling == "auto" and has_trained_head(config.model.base_model)
+    # From the reload itself: checking the head with has_trained_head would load the base once more.
+    blend = config.model.weight_ensembling == "auto" and head_was_trained(loading_info)
     if config.model.weight_ensembling == "auto" and not blend:
         logger.info("weight ensembling skipped: %s has no trained ranking head (a fresh head blends into noise); "
                     "only the base and the trained weights compete", config.model.base_model)
