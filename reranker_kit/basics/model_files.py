@@ -1,7 +1,8 @@
 """Where a model's files are: resolving a `--base_model` / `--reranker` / `--embedding_model` name, checking the
 weights a folder holds, and loading from the Hugging Face cache before the Hub.
 
-A name is a local directory, the alias of the bundled offline model, or a Hugging Face Hub id. Hub ids
+A name is a local directory, the alias of a bundled offline model (`bundled-e5`, multilingual-e5-small, the
+offline default; `bundled-minilm`, English all-MiniLM-L6-v2, for fast tests), or a Hugging Face Hub id. Hub ids
 load from the local Hugging Face cache first, so a model pre-downloaded on a machine with internet works
 offline; when it is not cached and the Hub cannot be reached, the error says how to get it.
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from reranker_kit.basics.bundled_e5 import BUNDLED_E5_ALIAS, BUNDLED_E5_HUB_ID, bundled_e5_path
 from reranker_kit.basics.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -23,6 +25,10 @@ logger = logging.getLogger(__name__)
 BUNDLED_MODEL_ALIAS = "bundled-minilm"
 # What the bundled package carries, named as on the Hub (the model card's base_model).
 BUNDLED_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# The model offline recipes start from: it reads Vietnamese (MiniLM's uncased tokenizer strips the diacritics).
+OFFLINE_MODEL_ALIAS = BUNDLED_E5_ALIAS
+# Each bundled alias and the Hub id of what it carries.
+BUNDLED_HUB_IDS = {BUNDLED_MODEL_ALIAS: BUNDLED_MODEL_HUB_ID, BUNDLED_E5_ALIAS: BUNDLED_E5_HUB_ID}
 HUB_ID_EXAMPLE = "namdp-ptit/ViRanker"
 # Weight files a saved model folder holds: one file, or the index of a sharded save.
 WEIGHT_FILE_NAMES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
@@ -53,6 +59,8 @@ def resolve_model_name(name: str) -> str:
     """
     if name == BUNDLED_MODEL_ALIAS:
         return str(bundled_model_path())
+    if name == BUNDLED_E5_ALIAS:
+        return str(bundled_e5_path())
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -66,11 +74,11 @@ def resolve_model_name(name: str) -> str:
         return str(path)
     if path.exists():
         raise ModelLoadError(f"{path} is a file, not a model folder. Give the folder that holds config.json and the "
-                             f"weights, a Hub id such as {HUB_ID_EXAMPLE}, or '{BUNDLED_MODEL_ALIAS}'.")
+                             f"weights, a Hub id such as {HUB_ID_EXAMPLE}, or '{OFFLINE_MODEL_ALIAS}'.")
     if looks_like_a_path(name):
         raise ModelLoadError(f"no such folder: model path {name!r} does not exist.{_nearest_folders_hint(path)} "
                              f"Give an existing model folder, a Hub id such as {HUB_ID_EXAMPLE}, or "
-                             f"'{BUNDLED_MODEL_ALIAS}' for the bundled offline model.")
+                             f"'{OFFLINE_MODEL_ALIAS}' for the bundled offline model.")
     return name
 
 
@@ -128,6 +136,11 @@ def _torch_archive_problem(path: Path) -> str | None:
     if path.stat().st_size == 0 or zipped and not zipfile.is_zipfile(path):
         return "not a complete torch archive"
     return None
+
+
+def bundled_hub_id(name: str) -> str | None:
+    """The Hub id of what a bundled alias carries (for model cards); None for any other name."""
+    return BUNDLED_HUB_IDS.get(name)
 
 
 def model_shape(name: str) -> dict | None:

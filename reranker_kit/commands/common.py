@@ -41,6 +41,16 @@ def parse_arguments(parser: argparse.ArgumentParser, validate: Callable, argv: l
 
 
 
+def flags_on_command_line(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The flags the user typed, even at their default value: the parse again with every default suppressed."""
+    import copy
+
+    bare = copy.deepcopy(parser)
+    for action in bare._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(bare.parse_known_args(argv)[0]))
+
+
 def given_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> set[str]:
     """The flags whose value differs from the parser's default: what the user asked for (and may be ignored)."""
     return {name for name, value in vars(args).items() if value != parser.get_default(name)}

@@ -8,7 +8,7 @@ import argparse
 import importlib.util
 
 from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS
-from reranker_kit.commands.common import parse_arguments
+from reranker_kit.commands.common import flags_on_command_line, parse_arguments
 from reranker_kit.commands.reranker_flags import (
     REPORT_TO_CHOICES,
     TRACKER_PACKAGES,
@@ -31,6 +31,7 @@ from reranker_kit.embedder.config import (
 )
 from reranker_kit.metrics import CUTOFFS
 from reranker_kit.run_folder import EMBEDDER_PREFIX
+from reranker_kit.training.cpu_defaults import EMBEDDER_ON_CPU, cpu_sized
 
 DESCRIPTION = "Fine-tune the first stage: a sentence-transformers embedding model on the club's corpus and queries."
 
@@ -51,6 +52,8 @@ def _add_model_and_training_flags(group) -> None:
     group.add_argument("--base_model", type=str, default=DEFAULT_EMBEDDER_BASE,
                        help=f"Sentence-transformers model to fine-tune: Hub id, folder, or '{BUNDLED_MODEL_ALIAS}' offline.")
     group.add_argument("--max_seq_length", type=int, default=512, help="Token budget of one query or document.")
+    group.add_argument("--freeze_word_embeddings", action="store_true",
+                       help="Keep the word-embedding matrix fixed: less memory and faster steps on large vocabularies.")
     group.add_argument("--loss", choices=LOSSES, default="mnrl",
                        help="mnrl: MultipleNegativesRankingLoss; cached_mnrl: its GradCache form, for large batches "
                             "on a small GPU (--mini_batch_size texts per forward pass).")
@@ -126,4 +129,7 @@ def settings_from_args(args: argparse.Namespace) -> EmbedderSettings:
 def main(argv: list[str] | None = None) -> None:
     from reranker_kit.embedder.job import run_embedder_job
 
-    run_embedder_job(settings_from_args(parse_arguments(build_parser(), validate_args, argv)))
+    parser = build_parser()
+    args = parse_arguments(parser, validate_args, argv)
+    sized = cpu_sized(vars(args), flags_on_command_line(parser, argv), EMBEDDER_ON_CPU, args.base_model)
+    run_embedder_job(settings_from_args(argparse.Namespace(**sized)))

@@ -29,6 +29,7 @@ class DataSettings:
 class ModelSettings:
     base_model: str = DEFAULT_EMBEDDER_BASE
     max_seq_length: int = 512
+    freeze_word_embeddings: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,16 @@ from reranker_kit.training.negatives import TrainingGroup
 ANCHOR, POSITIVE = "anchor", "positive"
 
 
+def column_prompts(prompts: dict[str, str], columns: list[str]) -> dict[str, str] | None:
+    """The prompt of each training column: the query prompt for the anchor, the document prompt for the rest.
+
+    None for a model without prompts (sentence-transformers then adds nothing).
+    """
+    by_column = {column: prompts.get("query" if column == ANCHOR else "document") for column in columns}
+    by_column = {column: prompt for column, prompt in by_column.items() if prompt}
+    return by_column or None
+
+
 def negative_columns(count: int) -> list[str]:
     return ["negative"] if count == 1 else [f"negative_{number}" for number in range(1, count + 1)]
 

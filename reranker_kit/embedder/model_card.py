@@ -6,7 +6,7 @@ trained on, the base and fine-tuned encoder's first-stage metrics on the dev que
 
 from pathlib import Path
 
-from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, BUNDLED_MODEL_HUB_ID
+from reranker_kit.basics.model_files import bundled_hub_id
 
 PIPELINE_TAG = "sentence-similarity"
 TAGS = ["sentence-transformers", "feature-extraction", "dense-retrieval", "vietnamese"]
@@ -19,9 +19,7 @@ VERDICT_LINES = {
 
 
 def _hub_base_model(base: dict) -> str | None:
-    if base["name"] == BUNDLED_MODEL_ALIAS:
-        return BUNDLED_MODEL_HUB_ID
-    return base["name"] if base["name"] == base["resolved"] else None
+    return bundled_hub_id(base["name"]) or (base["name"] if base["name"] == base["resolved"] else None)
 
 
 def write_embedder_model_card(path: Path, info: dict, dev_metrics: dict) -> None:

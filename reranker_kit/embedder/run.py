@@ -15,7 +15,7 @@ from transformers import set_seed
 
 from reranker_kit.basics.model_files import resolve_model_name
 from reranker_kit.embedder.config import EmbedderSettings
-from reranker_kit.embedder.dataset import TripleColumns
+from reranker_kit.embedder.dataset import TripleColumns, column_prompts
 from reranker_kit.embedder.dev_evaluation import FirstStageDev
 from reranker_kit.embedder.result import BASE_KEPT, FINE_TUNED_WINS, NO_DEV, NOT_SELECTED, EmbedderDev, EmbedderResult
 from reranker_kit.embedder.trainer import (
@@ -26,7 +26,7 @@ from reranker_kit.embedder.trainer import (
     training_arguments,
 )
 from reranker_kit.models.pair_encoding import position_limit
-from reranker_kit.retrieval.dense import SentenceEncoder
+from reranker_kit.retrieval.dense import SentenceEncoder, encoding_prompts
 from reranker_kit.training.run import peak_memory_gib
 from reranker_kit.training.trainer import CheckpointProgressCallback
 
@@ -50,6 +50,8 @@ def load_encoder(settings: EmbedderSettings) -> SentenceEncoder:
     if encoder.model.max_seq_length < settings.model.max_seq_length:
         logger.warning("--max_seq_length %d exceeds what %s supports; using %d", settings.model.max_seq_length,
                        settings.model.base_model, encoder.model.max_seq_length)
+    if settings.model.freeze_word_embeddings:
+        encoder.model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
     return encoder
 
 
@@ -64,7 +66,11 @@ def train_embedder(settings: EmbedderSettings, data: EmbedderData, run_dir: Path
         logger.info("dev metrics of the base encoder: %s", _brief(base_dev.dense))
     rows_per_step = optimisation.batch_size * optimisation.gradient_accumulation_steps
     intervals = eval_interval(evaluation, rows_per_step, data.triples.rows, data.dev is not None)
-    arguments = training_arguments(optimisation, evaluation, settings.output, run_dir, intervals, data.dev is not None)
+    prompts = column_prompts(encoding_prompts(encoder.model), list(data.triples.columns))
+    if prompts:
+        logger.info("training with the model's prompts, as the first stage encodes: %s", prompts)
+    arguments = training_arguments(optimisation, evaluation, settings.output, run_dir, intervals, data.dev is not None,
+                                   prompts)
     evaluator = RetrievalEvaluator(data.dev, evaluation.metric_for_best_model) if data.dev else None
     trainer, interrupt = build_trainer(encoder.model, Dataset.from_dict(data.triples.columns), arguments,
                                        EmbedderLoss(optimisation.loss, optimisation.mini_batch_size), evaluator,

@@ -67,7 +67,8 @@ def eval_interval(evaluation: EvaluationSettings, rows_per_step: int, train_rows
 
 
 def training_arguments(optimisation: OptimisationSettings, evaluation: EvaluationSettings, output: OutputSettings,
-                       run_dir: Path, intervals: tuple[int, int], has_dev: bool) -> SentenceTransformerTrainingArguments:
+                       run_dir: Path, intervals: tuple[int, int], has_dev: bool, prompts: dict[str, str] | None = None
+                       ) -> SentenceTransformerTrainingArguments:
     import torch
 
     fp16, bf16 = choose_precision(optimisation.fp16, optimisation.bf16)
@@ -80,6 +81,7 @@ def training_arguments(optimisation: OptimisationSettings, evaluation: Evaluatio
         gradient_checkpointing=optimisation.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         batch_sampler=BatchSamplers.NO_DUPLICATES,
+        prompts=prompts,  # Per column: the query prompt for anchors, the document prompt for documents.
         eval_strategy="steps" if has_dev else "no", eval_steps=intervals[0],
         save_strategy="steps", save_steps=intervals[1], save_total_limit=evaluation.save_total_limit,
         load_best_model_at_end=select, metric_for_best_model=evaluation.metric_for_best_model if select else None,

@@ -9,7 +9,7 @@ the folders of the machine that trained it.
 from dataclasses import dataclass
 from pathlib import Path
 
-from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, BUNDLED_MODEL_HUB_ID
+from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, bundled_hub_id
 
 LIBRARY_NAME = "sentence-transformers"  # The Hub lists rerankers under it; the folder also loads in transformers.
 PIPELINE_TAG = "text-ranking"
@@ -46,9 +46,7 @@ def write_model_card(path: Path, info: dict, dev_metrics: dict, facts: CardFacts
 def hub_base_model(info: dict) -> str | None:
     """The Hub id the run started from; None for a local folder (its path means nothing elsewhere)."""
     name, resolved = info["base_model"]["name"], info["base_model"]["resolved"]
-    if name == BUNDLED_MODEL_ALIAS:
-        return BUNDLED_MODEL_HUB_ID
-    return name if name == resolved else None
+    return bundled_hub_id(name) or (name if name == resolved else None)
 
 
 def _metadata(info: dict, dev_metrics: dict, model_name: str, facts: CardFacts):

@@ -29,6 +29,22 @@ QUERY_BATCH_SIZE = 1024
 HASHED_FILE_BYTES = 1 << 20
 # Bumped when the cached array's meaning changes, so old cache files are never read as new ones.
 CACHE_FORMAT = "1"
+# The prompt names sentence-transformers' encode_document looks for, in its order (encode_query: "query").
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
+def encoding_prompts(model) -> dict[str, str]:
+    """{"query": ..., "document": ...}: the prompts encode_query and encode_document add (e5: `query: `, `passage: `).
+
+    Empty for a model without prompts; training adds exactly these, so it sees texts as the first stage does.
+    """
+    prompts = {}
+    if model.prompts.get("query"):
+        prompts["query"] = model.prompts["query"]
+    document = next((model.prompts[name] for name in DOCUMENT_PROMPT_NAMES if model.prompts.get(name)), None)
+    if document:
+        prompts["document"] = document
+    return prompts
 
 
 def model_fingerprint(folder: Path) -> str:
