@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from reranker_kit.basics.bundled_e5 import BUNDLED_E5_ALIAS, BUNDLED_E5_HUB_ID, bundled_e5_path
 from reranker_kit.basics.errors import ModelLoadError
+from reranker_kit.basics.library_noise import quiet_false_advice
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ def load_cache_first(load: Callable, resolved: str, not_cached: str, **kwargs):
     The cache first, so pre-downloaded models work without network and without retries; a Hub id that is
     not cached, on a machine that cannot reach the Hub, fails at once with `not_cached` as a ModelLoadError.
     """
+    quiet_false_advice()
     if Path(resolved).is_dir():
         return load(resolved, **kwargs)
     try:
@@ -184,6 +186,17 @@ def load_cache_first(load: Callable, resolved: str, not_cached: str, **kwargs):
     if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
         raise ModelLoadError(not_cached)
     return load(resolved, **kwargs)
+
+
+def loadable_here(name: str) -> bool:
+    """Whether `name` loads on this machine: a bundled alias, a folder, a Hub id in the local cache, or a reachable Hub."""
+    if name in BUNDLED_HUB_IDS or Path(name).expanduser().is_dir():
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return True
+    return os.environ.get("HF_HUB_OFFLINE") != "1" and _hub_reachable()
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

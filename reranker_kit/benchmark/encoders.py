@@ -3,7 +3,8 @@
 `--embedding_model auto` (the default) takes the newest finished fine_tune_embedder.py run under
 --runs_root, logged as the reranker run is, with the hybrid dense weight that run chose on its dev queries;
 its base encoder is ranked too, at the base's own chosen weight, so the tables show both side by side.
-Without a run it is BAAI/bge-m3 at the fixed weight. `base` forces the base encoder alone; any other value
+Without a run it is BAAI/bge-m3 at the fixed weight where it loads (cached, or the Hub reachable), else the bundled
+multilingual-e5-small (`bundled-e5`). `base` forces the base encoder alone; any other value
 is a model (an embedder run folder brings its weight and its base as `auto` does).
 """
 
@@ -11,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from reranker_kit.basics.model_files import OFFLINE_MODEL_ALIAS, loadable_here
 from reranker_kit.retrieval.first_stage import DEFAULT_EMBEDDING_MODEL, EMBEDDING_METHODS
 from reranker_kit.run_folder import EMBEDDER_PREFIX, base_model_name, newest_finished_run, read_run_info, stored_hybrid_weight
 
@@ -51,9 +53,11 @@ def choose_encoder(retriever: str, embedding_model: str, runs_root: str) -> Enco
         return from_run(path) if is_embedder_run(path) else EncoderChoice(embedding_model, None)
     run_dir = newest_finished_run(runs_root, EMBEDDER_PREFIX)
     if run_dir is None:
-        logger.info("embedding model: %s (no finished embedder run under %s; fine-tune one with "
-                    "fine_tune_embedder.py, or pass --embedding_model)", DEFAULT_EMBEDDING_MODEL, runs_root)
-        return EncoderChoice(DEFAULT_EMBEDDING_MODEL, None)
+        model = DEFAULT_EMBEDDING_MODEL if loadable_here(DEFAULT_EMBEDDING_MODEL) else OFFLINE_MODEL_ALIAS
+        offline = "" if model == DEFAULT_EMBEDDING_MODEL else f"{DEFAULT_EMBEDDING_MODEL} cannot load offline; "
+        logger.info("embedding model: %s (%sno finished embedder run under %s; fine-tune one with "
+                    "fine_tune_embedder.py, or pass --embedding_model)", model, offline, runs_root)
+        return EncoderChoice(model, None)
     run = from_run(run_dir)
     if embedding_model == BASE:
         logger.info("embedding model: %s (--embedding_model base: the base of %s)", run.base_model, run_dir)

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "or BM25 and dense, min-max normalised and summed (hybrid).")
     add_embedding_flags(parser, default="auto", more_help=(
         " 'auto': the newest finished fine_tune_embedder.py run under --runs_root, shown beside its base encoder "
-        "(else BAAI/bge-m3); 'base': the base encoder alone."))
+        "(else BAAI/bge-m3, or bundled-e5 where it cannot load); 'base': the base encoder alone."))
     parser.add_argument("--candidates", type=str, default=None,
                         help="Your own first stage instead of --retriever: a JSONL (or CSV) file with each evaluated "
                              "query's ranked document ids, best first (README: Your own candidates).")

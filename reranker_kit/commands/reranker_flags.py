@@ -3,7 +3,7 @@
 import argparse
 import importlib.util
 
-from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS
+from reranker_kit.basics.model_files import OFFLINE_MODEL_ALIAS
 from reranker_kit.commands.common import given_flags
 from reranker_kit.commands.embedding_flags import add_embedding_flags
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS
@@ -79,7 +79,7 @@ def add_negatives_flags(negatives) -> None:
 
 def _add_model_flags(model) -> None:
     model.add_argument("--base_model", type=str, default="namdp-ptit/ViRanker",
-                       help=f"Hub id, local model folder, or '{BUNDLED_MODEL_ALIAS}' for the bundled offline model. "
+                       help=f"Hub id, local model folder, or '{OFFLINE_MODEL_ALIAS}' for the bundled offline model. "
                             "A checkpoint folder here warm-starts from its weights only.")
     model.add_argument("--max_seq_length", type=int, default=512, help="Token budget of a (query, document) pair.")
     model.add_argument("--freeze_word_embeddings", action="store_true",

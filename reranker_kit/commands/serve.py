@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Serve a reranker over HTTP: POST /rerank (text-embeddings-"
                                                  "inference's shape), POST /v1/rerank (Cohere, Jina, Infinity).")
     parser.add_argument("model", nargs="?", default=None,
-                        help="A run folder, a saved model folder, a Hub id or bundled-minilm; default: the newest "
+                        help="A run folder, a saved model folder, a Hub id or bundled-e5; default: the newest "
                              "finished run under --runs_root, as main.py picks it.")
     parser.add_argument("--runs_root", type=str, default="outputs", help="Where fine-tuned runs are looked for.")
     parser.add_argument("--host", type=str, default="127.0.0.1",

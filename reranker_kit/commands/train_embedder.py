@@ -7,7 +7,7 @@ The data and negatives flags are the reranker CLI's own (`training.arguments`), 
 import argparse
 import importlib.util
 
-from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS
+from reranker_kit.basics.model_files import OFFLINE_MODEL_ALIAS
 from reranker_kit.commands.common import flags_on_command_line, parse_arguments
 from reranker_kit.commands.reranker_flags import (
     REPORT_TO_CHOICES,
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_model_and_training_flags(group) -> None:
     group.add_argument("--base_model", type=str, default=DEFAULT_EMBEDDER_BASE,
-                       help=f"Sentence-transformers model to fine-tune: Hub id, folder, or '{BUNDLED_MODEL_ALIAS}' offline.")
+                       help=f"Sentence-transformers model to fine-tune: Hub id, folder, or '{OFFLINE_MODEL_ALIAS}' offline.")
     group.add_argument("--max_seq_length", type=int, default=512, help="Token budget of one query or document.")
     group.add_argument("--freeze_word_embeddings", action="store_true",
                        help="Keep the word-embedding matrix fixed: less memory and faster steps on large vocabularies.")

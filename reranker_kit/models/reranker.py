@@ -35,7 +35,8 @@ class Reranker:
     parallel scoring, give each worker its own instance.
 
     Args:
-        model_name: a saved model folder (a fine-tuned run), a Hugging Face Hub id, or `bundled-minilm`.
+        model_name: a saved model folder (a fine-tuned run), a Hugging Face Hub id, or a bundled model
+            (`bundled-e5`, `bundled-minilm`).
         device: "cuda", "cuda:1", "cpu"...; the first GPU when one is present, else the CPU.
         use_fp16: half precision for inference; defaults to True on a GPU and is always off on the CPU.
         max_length: token budget of a pair; capped at what the model's position embeddings allow. At least

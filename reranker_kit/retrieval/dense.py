@@ -17,7 +17,7 @@ import numpy as np
 
 from reranker_kit.basics.errors import ModelLoadError
 from reranker_kit.basics.files import write_file_atomic
-from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, load_cache_first, resolve_model_name
+from reranker_kit.basics.model_files import OFFLINE_MODEL_ALIAS, load_cache_first, resolve_model_name
 from reranker_kit.retrieval.base import batched_top_k
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _load_sentence_transformer(name: str, resolved: str):
     from sentence_transformers import SentenceTransformer
 
     hint = (f"Pass --embedding_model with a sentence-transformers model folder, a Hub id such as BAAI/bge-m3, or "
-            f"'{BUNDLED_MODEL_ALIAS}' (all-MiniLM-L6-v2, English) offline")
+            f"'{OFFLINE_MODEL_ALIAS}' (multilingual-e5-small) offline")
     not_cached = (f"embedding model {resolved!r} is not in the local Hugging Face cache and the Hub cannot be reached "
                   f"from this machine. On a machine with internet run `huggingface-cli download {resolved} --local-dir "
                   f"models/{resolved.split('/')[-1]}` and pass that folder. {hint}.")

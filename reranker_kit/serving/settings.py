@@ -13,7 +13,7 @@ class ServingSettings:
     """The typed settings the app reads; the command line is parsed into one of these at the edge.
 
     Args:
-        model: a run folder, any saved model folder, a Hub id, or `bundled-minilm`.
+        model: a run folder, any saved model folder, a Hub id, or a bundled offline model (`bundled-e5`).
         backend: "torch", "onnx" or "onnx_int8" (the run's `onnx/` export, CPU only).
         device: "cpu", "cuda"...; None lets `Reranker` choose (the first GPU when there is one).
         max_length: token budget of a (query, document) pair; capped at the model's positions.
