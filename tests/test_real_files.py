@@ -101,6 +101,7 @@ def test_both_tone_mark_placements_meet_in_the_index():
 def test_repeated_queries_are_merged_and_never_split_across_sides(tmp_path, caplog):
     rows = [row(query=f"câu hỏi số {i}", truth=1 + i % 2) for i in range(10)]
     rows += [row(query="CLB tuyển khi nào ạ?", truth=1), row(query="clb  tuyển khi nào ạ?", truth="1, 3")]
+    caplog.set_level("INFO", logger="reranker_kit.data.splits")  # A note: merging is the remedy (issue #34).
     corpus = load_corpus(write_corpus(tmp_path / "c.csv", CORPUS))
     merged = merge_duplicate_queries(load_queries(write_queries(tmp_path / "q.xlsx", rows), corpus))
     assert len(merged) == 11 and merged[-1].relevant_ids == (1, 3)

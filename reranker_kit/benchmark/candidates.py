@@ -38,7 +38,7 @@ def first_stage_candidates(settings: BenchmarkSettings, corpus: dict[int, str], 
         return {name: retrieve_candidates(index, doc_ids, queries, settings.top_n)
                 for name, queries in datasets.items()}, described
     source = expansion_file(settings, fine_tuned_path)
-    expansion = load_queries(source, corpus)
+    expansion = load_queries(source, corpus, settings.sheet)
     candidates, used = {}, {}
     for name, queries in datasets.items():
         # Never a query that is evaluated: each file gets an index expanded with the others' queries only.

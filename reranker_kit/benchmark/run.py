@@ -13,7 +13,7 @@ from reranker_kit.benchmark.settings import BenchmarkSettings
 from reranker_kit.data.loading import difficulty_order, display_names, load_corpus, load_queries
 from reranker_kit.data.splits import query_key
 from reranker_kit.fusion import fused_scores
-from reranker_kit.metrics import evaluate_rankings
+from reranker_kit.metrics import answer_can_be_judged, evaluate_rankings
 from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.reports.html_report import render_html_report
 from reranker_kit.reports.tables import TABLE_METRICS, print_comparison_tables, print_difficulty_tables, print_tables
@@ -44,7 +44,10 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
     eval_files = settings.eval_xlsx or [name for name in DEFAULT_EVAL_FILES
                                         if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
     # Keyed by a name unique among the files (a/queries, b/queries): one file never overwrites another's rows.
-    datasets = {name: load_queries(path, corpus) for name, path in zip(display_names(eval_files), eval_files)}
+    datasets = {name: load_queries(path, corpus, settings.sheet)
+                for name, path in zip(display_names(eval_files), eval_files)}
+    for name, queries in datasets.items():
+        warn_about_unjudged_answers(name, queries)
     check_report_destinations(settings.report_dir, settings.runs_root, settings.output_json)
 
     # First stage: one index over the corpus (or the user's ranked lists), all queries of a file together.
@@ -187,6 +190,16 @@ def warn_about_seen_queries(datasets: dict, fine_tuned_path: Path | None, corpus
                            examples, "; ..." if len(seen) > 3 else "")
 
 
+def warn_about_unjudged_answers(name: str, queries) -> None:
+    """Says which queries context_recall leaves out: an empty answer gives it nothing to judge (issue #32)."""
+    unjudged = [query.row for query in queries if not answer_can_be_judged(query.answer)]
+    if unjudged:
+        logger.warning("%s: %d of %d queries have no 'Ground truth answer' (rows %s%s); context_recall is the mean over "
+                       "the others, and metrics.json counts them in context_recall_left_out. Fill in the answers to "
+                       "judge them", name, len(unjudged), len(queries), ", ".join(map(str, unjudged[:10])),
+                       ", ..." if len(unjudged) > 10 else "")
+
+
 def pretrained_reranker_name(settings: BenchmarkSettings, fine_tuned_path: Path | None) -> str | None:
     if settings.pretrained_reranker == "none":
         return None
@@ -250,9 +263,13 @@ def ranker_rows(ranker: str, dataset: str, queries, rankings, corpus, ks) -> lis
                                  {query.qid: query.relevant_ids for query in subset}, ks, doc_texts=corpus,
                                  answers={query.qid: query.answer for query in subset}, metrics=TABLE_METRICS)
 
-    rows = [{"name": ranker, "dataset": dataset, "difficulty": None, "queries": len(queries), "metrics": evaluate(queries)}]
+    def left_out(subset) -> int:  # Queries context_recall could not judge (an empty answer).
+        return sum(not answer_can_be_judged(query.answer) for query in subset)
+
+    rows = [{"name": ranker, "dataset": dataset, "difficulty": None, "queries": len(queries), "metrics": evaluate(queries),
+             "context_recall_left_out": left_out(queries)}]
     for level in sorted({query.difficulty for query in queries if query.difficulty is not None}, key=difficulty_order):
         subset = [query for query in queries if query.difficulty == level]
         rows.append({"name": ranker, "dataset": dataset, "difficulty": level, "queries": len(subset),
-                     "metrics": evaluate(subset)})
+                     "metrics": evaluate(subset), "context_recall_left_out": left_out(subset)})
     return rows

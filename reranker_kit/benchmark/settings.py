@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 class BenchmarkSettings:
     corpus_csv: str
     eval_xlsx: tuple[str, ...] | None  # None: the default query files.
+    sheet: str | None  # --sheet (issue #32): the sheet of a query file with several in the schema.
     reranker: str  # A model folder, "auto" (newest finished run) or "none".
     pretrained_reranker: str
     retriever: str

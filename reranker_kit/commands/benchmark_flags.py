@@ -22,6 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_xlsx", type=str, action="append", default=None,
                         help="Query file to evaluate; repeat for several. Default: train_data_proptit.xlsx, and "
                              "test_data_proptit.xlsx when present.")
+    # --sheet (issue #32): a workbook with two sheets in the schema (a draft and the final) is refused without it.
+    parser.add_argument("--sheet", type=str, default=None,
+                        help="Sheet to read in each query file that has several sheets with the columns; a file "
+                             "without a sheet of that name is read from its only sheet with them.")
     parser.add_argument("--reranker", type=str, default="auto",
                         help="Fine-tuned model folder, 'auto' (newest finished run under --runs_root) or 'none'.")
     parser.add_argument("--pretrained_reranker", type=str, default="auto",

@@ -35,6 +35,9 @@ def add_data_flags(data) -> None:
     data.add_argument("--corpus_csv", type=str, default="CLB_PROPTIT.csv", help="Corpus CSV with columns STT, Văn bản.")
     data.add_argument("--train_xlsx", type=str, default="train_data_proptit.xlsx",
                       help="Query XLSX with columns Query, Ground truth document, Ground truth answer, Difficulty.")
+    # --sheet (issue #32): a workbook with two sheets in the schema (a draft and the final) is refused without it.
+    data.add_argument("--sheet", type=str, default=None,
+                      help="Sheet of the query workbook to read when several sheets have the columns.")
     data.add_argument("--dev_ratio", type=float, default=0.2,
                       help="Share of queries held out to evaluate and pick the best checkpoint; 0 trains on all.")
     # On by default: answers add well-formed phrasings of the same facts (bench/QUALITY.md).

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from reranker_kit.basics.errors import DataError
-from reranker_kit.basics.text import clean_unicode
+from reranker_kit.basics.text import clean_unicode, normalize_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,12 @@ HEADER_SEARCH_ROWS = 10
 FILL_DOWN_COLUMNS = (DIFFICULTY_COLUMN,)
 # Separators a spreadsheet program may save a "CSV" with, depending on the locale.
 CSV_SEPARATORS = (",", ";", "\t")
+# The workbook formats openpyxl opens; it refuses any other name with a traceback of its own.
+XLSX_SUFFIXES = (".xlsx", ".xlsm", ".xltx", ".xltm")
+# An OLE compound file: an Excel 97-2003 workbook, or an .xlsx that a password encrypted into one.
+OLE_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
+# The stream an encrypted Office file keeps its workbook in; OLE names its streams in UTF-16.
+ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 
 
 @dataclass(frozen=True)
@@ -128,18 +134,51 @@ def load_corpus(path: str | Path) -> dict[int, str]:
             )
         documents[doc_id] = text
         first_row_of[doc_id] = row
+    _warn_about_same_texts(documents, first_row_of, path)
     return documents
 
 
-def load_queries(path: str | Path, corpus: dict[int, str]) -> list[Query]:
+def text_key(text: str) -> str:
+    """What makes two texts the same: equal after normalisation, case and spacing aside.
+
+    Repeated queries (`splits.merge_duplicate_queries`) and copied documents are found with it.
+    """
+    return " ".join(normalize_text(text).casefold().split())
+
+
+def same_text_groups(corpus: dict[int, str]) -> list[tuple[int, ...]]:
+    """The ids of documents that share one text (`text_key`), a tuple per text held by two or more."""
+    ids_of: dict[str, list[int]] = {}
+    for doc_id, text in corpus.items():
+        ids_of.setdefault(text_key(text), []).append(doc_id)
+    return [tuple(ids) for ids in ids_of.values() if len(ids) > 1]
+
+
+def _warn_about_same_texts(corpus: dict[int, str], row_of: dict[int, int], path: Path) -> None:
+    """One warning for every set of copies: a copy ties with its twin and counts as a miss when it ranks first."""
+    groups = same_text_groups(corpus)
+    if not groups:
+        return
+    listed = "; ".join(f"{CORPUS_ID_COLUMN} {', '.join(map(str, ids))} (rows {', '.join(str(row_of[i]) for i in ids)})"
+                       for ids in groups)
+    logger.warning("%s: %d text(s) appear more than once: %s. A copy ties with the document it repeats, and a query "
+                   "labelled with one counts the other as a miss; mining never makes a copy a negative of its twin. "
+                   "Keep one document of each and point 'Ground truth document' at it", path, len(groups), listed)
+
+
+def load_queries(path: str | Path, corpus: dict[int, str], sheet: str | None = None) -> list[Query]:
     """Reads a query XLSX in the club's schema and checks its ground truth against the corpus.
 
+    `sheet` names the sheet to read where several have the columns (`--sheet`); a workbook without a
+    sheet of that name is read from its only sheet with the columns.
+
     Raises:
-        DataError: missing or unreadable file, missing column, no rows, an empty query, an unparsable
-            or unknown ground-truth id. Difficulty never refuses a file: it is only a label.
+        DataError: missing, unreadable, encrypted or non-.xlsx file, missing column, several sheets with
+            the columns and no `sheet`, no rows, an empty query, an unparsable or unknown ground-truth id.
+            Difficulty never refuses a file: it is only a label.
     """
     path = Path(path)
-    frame, first_data_row = _read_xlsx(path, QUERY_COLUMNS)
+    frame, first_data_row = _read_xlsx(path, QUERY_COLUMNS, sheet)
     if frame.empty:
         raise DataError(f"{path}: the file has a header but no queries. Add rows under {list(QUERY_COLUMNS)}.")
     queries = []
@@ -255,27 +294,29 @@ def _read_csv(path: Path, expected: tuple[str, ...]) -> pd.DataFrame:
     return _checked_columns(_normalised_header(frame), expected, path)
 
 
-def _read_xlsx(path: Path, expected: tuple[str, ...]) -> tuple[pd.DataFrame, int]:
+def _read_xlsx(path: Path, expected: tuple[str, ...], sheet: str | None = None) -> tuple[pd.DataFrame, int]:
     """(the sheet with the expected columns, its first data row); the sheet is checked cell by cell first.
 
     openpyxl shows what pandas hides: the header row under title rows, repeated column names, merged
     cells and formulas without a saved value (all of which pandas reads as other columns or blank cells).
     """
     _require_file(path, "the query-file flag")
+    _refuse_other_formats(path)
     try:
         from openpyxl import load_workbook
+        from openpyxl.utils.exceptions import InvalidFileException
 
         workbook = load_workbook(path, data_only=True)  # Saved values; merged ranges need a full (not read-only) load.
-        sheet_name, header_row = _find_header(workbook, expected, path)
-        sheet = workbook[sheet_name]
-        columns = _expected_positions(sheet, header_row, expected, path)
-        filled = _merged_cells(sheet, header_row, columns, path)
-        _refuse_formulas_without_values(load_workbook(path, read_only=True)[sheet_name], sheet, header_row, columns,
-                                        path)
+        sheet_name, header_row = _find_header(workbook, expected, path, sheet)
+        worksheet = workbook[sheet_name]
+        columns = _expected_positions(worksheet, header_row, expected, path)
+        filled = _merged_cells(worksheet, header_row, columns, path)
+        _refuse_formulas_without_values(load_workbook(path, read_only=True)[sheet_name], worksheet, header_row,
+                                        columns, path)
         # keep_default_na=False: a cell holding the text "nan" or "NA" is text, not a blank.
         frame = pd.read_excel(path, dtype=object, engine="openpyxl", sheet_name=sheet_name, header=header_row - 1,
                               keep_default_na=False, na_values=[""])
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError) as problem:
+    except (zipfile.BadZipFile, InvalidFileException, ValueError, KeyError, OSError) as problem:
         reason = " ".join(str(problem).split())
         raise DataError(f"{path}: not readable as an .xlsx workbook ({type(problem).__name__}: {reason}). "
                         "Save it again as an .xlsx workbook.") from None
@@ -286,30 +327,66 @@ def _read_xlsx(path: Path, expected: tuple[str, ...]) -> tuple[pd.DataFrame, int
     return frame, header_row + 1
 
 
+def _refuse_other_formats(path: Path) -> None:
+    """An encrypted workbook, an Excel 97-2003 one, a CSV or a file without an extension, each named as such.
+
+    openpyxl decides by the file name and would stop with its own traceback; an encrypted .xlsx is not a
+    zip archive at all but an OLE file like the old .xls format, so the bytes tell those two apart.
+    """
+    save_as = "Open it in Excel or LibreOffice and save it as an Excel Workbook (.xlsx), then give that file."
+    try:
+        with open(path, "rb") as handle:
+            is_ole = handle.read(len(OLE_SIGNATURE)) == OLE_SIGNATURE
+        encrypted = is_ole and ENCRYPTED_STREAM in path.read_bytes()
+    except OSError as problem:
+        raise DataError(f"{path}: cannot be read ({problem.strerror or problem}). Check the file's permissions.") from None
+    if encrypted:
+        raise DataError(f"{path}: the workbook is password-protected (encrypted), so its cells cannot be read. Open it, "
+                        "remove the password (Excel: File > Info > Protect Workbook > Encrypt with Password, clear it) "
+                        "and save it again as .xlsx.")
+    if is_ole:
+        raise DataError(f"{path}: this is an Excel 97-2003 workbook (.xls format), which the kit does not read. {save_as}")
+    suffix = path.suffix.lower()
+    if suffix in XLSX_SUFFIXES:
+        return
+    if zipfile.is_zipfile(path):
+        raise DataError(f"{path}: holds an .xlsx workbook, but its name does not end in .xlsx. Rename it to "
+                        f"{path.with_suffix('.xlsx').name}.")
+    kind = {"": "a file without an extension", ".xls": "an Excel 97-2003 workbook (.xls)",
+            ".csv": "a CSV file"}.get(suffix, f"a {suffix} file")
+    raise DataError(f"{path}: query files are .xlsx workbooks and this is {kind}. {save_as}")
+
+
 def _header_cells(sheet, row: int) -> list[str]:
     cells = next(sheet.iter_rows(min_row=row, max_row=row, values_only=True), ())
     return ["" if value is None else clean_unicode(str(value)).strip() for value in cells]
 
 
-def _find_header(workbook, expected: tuple[str, ...], path: Path) -> tuple[str, int]:
-    """(sheet, header row): the first sheet with all expected columns in one of its first rows.
+def _find_header(workbook, expected: tuple[str, ...], path: Path, sheet: str | None = None) -> tuple[str, int]:
+    """(sheet, header row): the sheet with all expected columns in one of its first rows.
 
-    Title rows above the header are skipped with a warning; a sheet without the columns is refused,
-    naming the row that holds some of them when one does.
+    Several such sheets (a draft and a final copy) are refused unless `sheet` names one. Title rows above
+    the header are skipped with a warning; a workbook without the columns is refused, naming the row that
+    holds some of them when one does.
     """
     found = {}  # sheet -> (row, names present), for the best row of each sheet
-    for sheet in workbook.worksheets:
-        rows = {row: set(_header_cells(sheet, row)) & set(expected) for row in range(1, HEADER_SEARCH_ROWS + 1)}
+    for worksheet in workbook.worksheets:
+        rows = {row: set(_header_cells(worksheet, row)) & set(expected) for row in range(1, HEADER_SEARCH_ROWS + 1)}
         best = max(rows, key=lambda row: (len(rows[row]), -row))
-        found[sheet.title] = best, rows[best]
-        if rows[best] == set(expected):
-            if sheet.title != workbook.worksheets[0].title:
-                logger.warning("%s: the first sheet %r lacks the columns %s; reading sheet %r, which has them", path,
-                               workbook.worksheets[0].title, list(expected), sheet.title)
-            if best > 1:
-                logger.warning("%s: sheet %r has its header on row %d (the rows above look like titles); reading "
-                               "from there, so row numbers below are the sheet's own", path, sheet.title, best)
-            return sheet.title, best
+        found[worksheet.title] = best, rows[best]
+    complete = [name for name, (_, present) in found.items() if present == set(expected)]
+    chosen = _chosen_sheet(complete, found, expected, path, sheet)
+    if chosen is not None:
+        best = found[chosen][0]
+        if chosen != workbook.worksheets[0].title and len(complete) == 1:
+            logger.warning("%s: the first sheet %r lacks the columns %s; reading sheet %r, which has them", path,
+                           workbook.worksheets[0].title, list(expected), chosen)
+        elif len(found) > 1:
+            logger.info("%s: reading sheet %r of %s", path, chosen, list(found))
+        if best > 1:
+            logger.warning("%s: sheet %r has its header on row %d (the rows above look like titles); reading "
+                           "from there, so row numbers below are the sheet's own", path, chosen, best)
+        return chosen, best
     first = workbook.worksheets[0].title
     row, present = found[first]
     missing = [column for column in expected if column not in present]
@@ -320,6 +397,26 @@ def _find_header(workbook, expected: tuple[str, ...], path: Path) -> tuple[str, 
     where = f" (no sheet of {list(found)} has them all)" if len(found) > 1 else ""
     header = [name for name in _header_cells(workbook[first], 1) if name]
     raise DataError(f"{path}: missing column(s) {missing}{where}. Expected columns {list(expected)}; found {header}.")
+
+
+def _chosen_sheet(complete: list[str], found: dict, expected: tuple[str, ...], path: Path, sheet: str | None
+                  ) -> str | None:
+    """The sheet to read among those with every column (`complete`); None when there is none."""
+    if sheet is not None and sheet in found:
+        if sheet not in complete:
+            missing = [column for column in expected if column not in found[sheet][1]]
+            others = f"; sheets with them all: {complete}" if complete else ""
+            raise DataError(f"{path}: sheet {sheet!r} (--sheet) lacks the column(s) {missing}{others}. Give --sheet "
+                            "the sheet that holds the queries.")
+        return sheet
+    if len(complete) > 1:
+        named = f"has no sheet {sheet!r} (--sheet) and " if sheet is not None else ""
+        raise DataError(f"{path}: {named}sheets {complete} all have the columns {list(expected)}, so which holds the "
+                        "queries is unclear. Pass --sheet with one of those names, or delete the sheets you do not "
+                        "mean (an old draft).")
+    if sheet is not None and complete:
+        logger.info("%s: no sheet %r (--sheet); reading %r, its only sheet with the columns", path, sheet, complete[0])
+    return complete[0] if complete else None
 
 
 def _expected_positions(sheet, header_row: int, expected: tuple[str, ...], path: Path) -> dict[str, int]:

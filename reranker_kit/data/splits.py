@@ -12,23 +12,20 @@ from dataclasses import replace
 import numpy as np
 
 from reranker_kit.basics.errors import KitError
-from reranker_kit.basics.text import normalize_text
 from reranker_kit.data.loading import Query
+from reranker_kit.data.loading import text_key as query_key  # Two queries are the same question when their texts are.
 
 logger = logging.getLogger(__name__)
-# How many repeated queries a warning names before summarising.
-EXAMPLES_IN_WARNING = 3
-
-
-def query_key(text: str) -> str:
-    """What makes two queries the same question: equal after normalisation, case and spacing aside."""
-    return " ".join(normalize_text(text).casefold().split())
+# How many repeated queries the note names before summarising.
+EXAMPLES_IN_NOTE = 3
 
 
 def merge_duplicate_queries(queries: Sequence[Query]) -> list[Query]:
     """One query per distinct (normalised) text, relevant to the union of its copies' ground truths.
 
-    The first copy keeps its place, text, answer and difficulty; a warning names the merged rows.
+    The first copy keeps its place, text, answer and difficulty; a note names the merged rows. Real club
+    files repeat a few questions (the shipped sample does too), and merging is the whole remedy, so it is
+    a note, not a warning.
     """
     merged: dict[str, Query] = {}
     repeats: dict[str, list[int]] = {}
@@ -41,11 +38,10 @@ def merge_duplicate_queries(queries: Sequence[Query]) -> list[Query]:
         merged[key] = replace(first, relevant_ids=tuple(dict.fromkeys(first.relevant_ids + query.relevant_ids)))
         repeats.setdefault(key, [first.row]).append(query.row)
     if repeats:
-        examples = "; ".join(f"rows {', '.join(map(str, rows))} ({merged[key].text!r})"
-                             for key, rows in list(repeats.items())[:EXAMPLES_IN_WARNING])
-        logger.warning("%s: %d quer%s asked more than once, merged into one each with the union of their ground "
-                       "truths, so no copy sits on both sides of a split: %s%s", queries[0].source, len(repeats),
-                       "y" if len(repeats) == 1 else "ies", examples, "; ..." if len(repeats) > EXAMPLES_IN_WARNING else "")
+        examples = "; ".join(", ".join(map(str, rows)) for rows in list(repeats.values())[:EXAMPLES_IN_NOTE])
+        logger.info("%s: %d repeated quer%s (rows %s%s), each trained as one with the union of its ground truths",
+                    queries[0].source, len(repeats), "y" if len(repeats) == 1 else "ies", examples,
+                    "; ..." if len(repeats) > EXAMPLES_IN_NOTE else "")
     return list(merged.values())
 
 

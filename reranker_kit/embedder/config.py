@@ -19,6 +19,7 @@ FIRST_STAGE_METRICS = ("hit", "mrr", "recall")
 class DataSettings:
     corpus_csv: str
     train_xlsx: str
+    sheet: str | None = None  # --sheet (issue #32): which sheet of train_xlsx, where several have the columns.
     dev_ratio: float = 0.2
     augment_with_answers: bool = True
     pseudo_queries_per_document: int = 4

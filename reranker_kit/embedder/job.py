@@ -37,7 +37,7 @@ def run_embedder_job(settings: EmbedderSettings) -> None:
     # Data: the corpus and the labelled queries, validated before anything is written.
     data = settings.data
     corpus = load_corpus(data.corpus_csv)
-    queries = merge_duplicate_queries(load_queries(data.train_xlsx, corpus))
+    queries = merge_duplicate_queries(load_queries(data.train_xlsx, corpus, data.sheet))
     require_negatives(corpus, queries, data.corpus_csv)
     resolve_model_name(settings.model.base_model)  # A mistyped model folder fails before any folder is created.
     check_first_stage_inputs(mining_settings(settings), corpus)

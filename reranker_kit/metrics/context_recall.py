@@ -25,16 +25,31 @@ def _tokenize(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFC", text).lower())
 
 
+def _answer_sentences(answer: str) -> list[set[str]]:
+    """The distinct tokens of each sentence of the answer; sentences without a token are dropped."""
+    return [tokens for tokens in (set(_tokenize(piece)) for piece in _SENTENCE_SPLIT.split(answer)) if tokens]
+
+
+def answer_can_be_judged(answer: str) -> bool:
+    """Whether the answer has a word to look for: an empty `Ground truth answer` leaves nothing to support.
+
+    Such a query is left out of context recall (and counted), never scored 0: a 0 would read as "the
+    contexts support none of it" and pull every ranker's mean down alike.
+    """
+    return bool(_answer_sentences(answer))
+
+
 def context_recall_at_k(context_texts: Sequence[str], answer: str, k: int) -> float:
     """Share of the answer's sentences whose tokens are >= SUPPORT_THRESHOLD covered by the top-k contexts.
 
-    Sentences without a token are dropped; an answer without any scores 0. Identical context texts count
-    once. Raises TypeError / ValueError for a k that is not an integer >= 1.
+    Sentences without a token are dropped. Identical context texts count once. Raises TypeError /
+    ValueError for a k that is not an integer >= 1, and ValueError for an answer without any token
+    (`answer_can_be_judged`): there is nothing to judge.
     """
     check_k(k)
-    sentences = [tokens for tokens in (set(_tokenize(piece)) for piece in _SENTENCE_SPLIT.split(answer)) if tokens]
+    sentences = _answer_sentences(answer)
     if not sentences:
-        return 0.0
+        raise ValueError(f"the answer {answer!r} has no word to judge; leave the query out of context recall")
     # A line break between contexts keeps the last word of one from fusing with the first of the next.
     context_tokens = set(_tokenize("\n".join(dedupe(context_texts)[:k])))
     supported = sum(len(tokens & context_tokens) / len(tokens) >= SUPPORT_THRESHOLD for tokens in sentences)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 
-from reranker_kit.metrics.context_recall import context_recall_at_k
+from reranker_kit.metrics.context_recall import answer_can_be_judged, context_recall_at_k
 from reranker_kit.metrics.conventions import CUTOFFS, check_k, dedupe
 
 METRIC_NAMES: tuple[str, ...] = ("hit", "recall", "precision", "f1", "map", "mrr", "ndcg", "context_precision",
@@ -144,7 +144,8 @@ def per_query_metrics(rankings: Mapping[Hashable, Sequence[int]], relevant: Mapp
     """{query id: {"hit@3": ..., ...}} for every requested metric and k.
 
     f1 is skipped (it is aggregate-level); context_recall is added only when doc_texts and answers are
-    both given. Raises ValueError on mismatched query ids and the input errors above.
+    both given, and only to the queries whose answer can be judged (`answer_can_be_judged`). Raises
+    ValueError on mismatched query ids and the input errors above.
     """
     _check_inputs(rankings, relevant, ks, metrics)
     names = [name for name in dict.fromkeys(metrics) if name in ID_METRICS]
@@ -155,7 +156,8 @@ def per_query_metrics(rankings: Mapping[Hashable, Sequence[int]], relevant: Mapp
         if missing_answers:
             raise ValueError(f"answers is missing query id(s) {_format_ids(missing_answers)}")
         for qid, ranked in rankings.items():
-            results[qid].update(_context_recall(qid, ranked, ks, doc_texts, answers[qid]) if ks else {})
+            if ks and answer_can_be_judged(answers[qid]):
+                results[qid].update(_context_recall(qid, ranked, ks, doc_texts, answers[qid]))
     return results
 
 
@@ -165,7 +167,8 @@ def evaluate_rankings(rankings: Mapping[Hashable, Sequence[int]], relevant: Mapp
                       ) -> dict[str, float]:
     """{"hit@3": mean, ...}: each metric averaged over every query, a query that found nothing counting 0.
 
-    f1@k is f1_score of the *averaged* precision@k and recall@k; context_recall@k needs doc_texts and answers.
+    f1@k is f1_score of the *averaged* precision@k and recall@k; context_recall@k needs doc_texts and answers,
+    and is the mean over the queries whose answer can be judged (absent when none can).
     """
     unknown = [name for name in metrics if name not in METRIC_NAMES]
     if unknown:
@@ -173,8 +176,11 @@ def evaluate_rankings(rankings: Mapping[Hashable, Sequence[int]], relevant: Mapp
     # f1 comes from the averaged precision and recall, so those two are computed even when not shown.
     needed = [name for name in metrics if name != "f1"] + (["precision", "recall"] if "f1" in metrics else [])
     rows = per_query_metrics(rankings, relevant, ks, doc_texts, answers, needed)
-    keys = next(iter(rows.values())).keys()
-    means = {key: math.fsum(row[key] for row in rows.values()) / len(rows) for key in keys}
+    # Every query holds every key except context_recall, which only queries with an answer to judge hold.
+    means = {}
+    for key in dict.fromkeys(key for row in rows.values() for key in row):
+        values = [row[key] for row in rows.values() if key in row]
+        means[key] = math.fsum(values) / len(values)
     results: dict[str, float] = {}
     for name in dict.fromkeys(metrics):
         for k in ks:

@@ -17,6 +17,7 @@ LOSS_NAMES = ("bce", "listwise")
 class DataSettings:
     corpus_csv: str
     train_xlsx: str
+    sheet: str | None  # --sheet (issue #32): which sheet of train_xlsx, where several have the columns.
     dev_ratio: float
     augment_with_answers: bool
     pseudo_queries_per_document: int

@@ -60,7 +60,7 @@ def run_training(config: TrainingConfig) -> None:
     """The whole job: one run, a resumed run, or one run per fold under --cv_folds."""
     # Data: the corpus and the labelled queries, validated before anything is written.
     corpus = load_corpus(config.data.corpus_csv)
-    queries = merge_duplicate_queries(load_queries(config.data.train_xlsx, corpus))
+    queries = merge_duplicate_queries(load_queries(config.data.train_xlsx, corpus, config.data.sheet))
     require_negatives(corpus, queries, config.data.corpus_csv)
     resolve_model_name(config.model.base_model)  # A mistyped model folder fails before any folder is created.
     check_first_stage_inputs(MiningSettings.of(config), corpus)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reranker_kit.basics.errors import DataError, KitError
 from reranker_kit.basics.model_files import resolve_model_name
-from reranker_kit.data.loading import Query
+from reranker_kit.data.loading import Query, same_text_groups
 from reranker_kit.retrieval import FirstStage
 from reranker_kit.retrieval.candidates import Candidates, retrieve_candidates
 from reranker_kit.retrieval.candidates_file import RankedListRetriever, read_candidates_file
@@ -80,10 +80,11 @@ def mine(settings: MiningSettings, corpus: dict[int, str], labelled_train_querie
         dev_from_file = index.covers(dev_queries) > 0
     mining = (index, doc_ids, negatives.num_hard_negatives, negatives.num_random_negatives,
               effective_hard_top_k(negatives.hard_neg_top_k, len(doc_ids)))
-    train_groups, train_report = mine_training_groups(train_queries, *mining, seed)
+    same_text = same_text_groups(corpus)  # load_corpus warned about them; a copy is never its twin's negative.
+    train_groups, train_report = mine_training_groups(train_queries, *mining, seed, same_text)
     if negatives.filter_false_negatives:
         train_groups = drop_false_negatives(settings, corpus, train_groups, train_report)
-    dev_groups, dev_report = mine_training_groups(dev_queries, *mining, seed + 1)
+    dev_groups, dev_report = mine_training_groups(dev_queries, *mining, seed + 1, same_text)
     top_n = settings.dev_top_n
     dev_candidates = retrieve_candidates(index, doc_ids, dev_queries, top_n) if dev_queries else None
     return MinedData(train_groups, train_report, dev_groups, dev_report, dev_candidates, dev_from_file)

@@ -2,7 +2,8 @@
 
 Each (query, relevant document) becomes one training group: the positive plus `num_hard` negatives
 sampled from the query's top `hard_top_k` first-stage hits and `num_random` from the rest of the corpus.
-A document relevant to the query is never used as its negative. Sampling from the top-k pool rather
+A document relevant to the query is never used as its negative, nor a copy of one (a corpus document
+with the same text, `data.loading.same_text_groups`): its text would be labelled both ways. Sampling from the top-k pool rather
 than taking the very top hits avoids training on the unlabelled near-duplicates of a positive.
 """
 
@@ -59,8 +60,8 @@ class MiningReport:
 
 
 def mine_training_groups(queries: Sequence[Query], index: Retriever, doc_ids: Sequence[int],
-                         num_hard: int, num_random: int, hard_top_k: int, seed: int
-                         ) -> tuple[list[TrainingGroup], MiningReport]:
+                         num_hard: int, num_random: int, hard_top_k: int, seed: int,
+                         same_text: Sequence[Sequence[int]] = ()) -> tuple[list[TrainingGroup], MiningReport]:
     """Builds one group per (query, relevant document), deterministically from `seed`.
 
     Args:
@@ -70,15 +71,18 @@ def mine_training_groups(queries: Sequence[Query], index: Retriever, doc_ids: Se
         num_hard, num_random: negatives of each kind per group.
         hard_top_k: size of the pool of top first-stage hits (positives excluded) hard negatives come from.
         seed: seeds the sampling.
+        same_text: groups of document ids that share one text; a copy of a positive is never a negative.
     """
     rng = np.random.default_rng(seed)
     report = MiningReport(queries=len(queries))
-    most_positives = max((len(query.relevant_ids) for query in queries), default=0)
-    ranked_positions, _ = index.top_k([query.text for query in queries], hard_top_k + most_positives)
+    copies_of = {doc_id: set(group) for group in same_text for doc_id in group}
+    never_negative = [set(query.relevant_ids).union(*(copies_of.get(doc_id, ()) for doc_id in query.relevant_ids))
+                      for query in queries]
+    most_excluded = max(map(len, never_negative), default=0)
+    ranked_positions, _ = index.top_k([query.text for query in queries], hard_top_k + most_excluded)
     doc_ids = np.asarray(doc_ids)
     groups = []
-    for query, positions in zip(queries, ranked_positions):
-        positives = set(query.relevant_ids)
+    for query, positions, positives in zip(queries, ranked_positions, never_negative):
         ranked_ids = [int(doc_id) for doc_id in doc_ids[positions] if doc_id not in positives]
         hard_pool = ranked_ids[:hard_top_k]
         not_random = positives | set(hard_pool)
