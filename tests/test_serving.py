@@ -433,6 +433,40 @@ def test_cohere_v1_client_drives_v1_rerank_with_documents(server, documents):
     assert all(result.document.text == documents[result.index] for result in answer.results)
 
 
+def test_cohere_client_retries_a_429_after_retry_after_and_gets_its_scores(stand_in):
+    import cohere
+
+    settings = ServingSettings(model="stand-in", max_wait_ms=0, max_documents=2, max_queued_pairs=2)
+    answers, senders = {}, []
+    with running(create_app(settings, load=lambda settings: stand_in)) as base_url:
+        wait_healthy(base_url, timeout_s=10)
+        client = cohere.ClientV2(base_url=base_url, api_key="unused", timeout=30)
+        stand_in.scoring.clear()
+        stand_in.release.clear()
+        try:
+            senders.append(post_in_thread(f"{base_url}/rerank", {"query": "q", "texts": ["a"]}, answers, "scoring"))
+            assert stand_in.scoring.wait(10), "the first batch never started"
+            senders.append(post_in_thread(f"{base_url}/rerank", {"query": "q", "texts": ["bb", "c"]}, answers, "queued"))
+            wait_until(lambda: httpx.get(f"{base_url}/info", timeout=5).json()["queued_pairs"] == 2)
+
+            def release_after_the_first_refusal():
+                wait_until(lambda: httpx.get(f"{base_url}/info", timeout=5).json()["requests_refused_queue_full"] >= 1)
+                stand_in.release.set()
+
+            releaser = threading.Thread(target=release_after_the_first_refusal)
+            releaser.start()
+            answer = client.rerank(model="rerank-v3.5", query="q", documents=["dddd"])
+            releaser.join(30)
+        finally:
+            stand_in.release.set()
+            for sender in senders:
+                sender.join(30)
+        info = httpx.get(f"{base_url}/info", timeout=5).json()
+    assert answer.results[0].relevance_score == pytest.approx(1 / (1 + math.exp(-4)))
+    assert info["requests_refused_queue_full"] >= 1
+    assert [answers[key].status_code for key in ("scoring", "queued")] == [200, 200]
+
+
 # The command line.
 
 def test_serve_without_a_finished_run_says_how_to_get_one(tmp_path):
