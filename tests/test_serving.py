@@ -519,6 +519,7 @@ def test_rerank_py_serve_serves_the_newest_run_and_drains_on_sigterm(trained_run
     assert [answers[number].status_code for number in range(4)] == [200] * 4
     assert all(len(answers[number].json()) == MAX_DOCUMENTS for number in range(4))
     assert "stopped by SIGTERM" in output and f"serving {run_dir}" in output
+    assert f"listening on http://{LOOPBACK}:{port}" in output
     assert "Waiting for connections to close" in output  # uvicorn: the requests were still in flight at SIGTERM.
 
 

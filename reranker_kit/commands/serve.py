@@ -188,11 +188,13 @@ def serve_one_process(settings: ServingSettings, listener: socket.socket) -> Non
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings, on_load_failure=stop), log_config=None,
                                            timeout_graceful_shutdown=None))
+    host, port = listener.getsockname()[:2]
+    # uvicorn announces its address only for sockets it bound itself.
+    logger.info("listening on http://%s:%d; GET /health answers 200 once the model has loaded", host, port)
     server.run(sockets=[listener])
     if failures:
         raise KitError(failures[0])
     if not server.started:
-        host, port = listener.getsockname()[:2]
         raise KitError(f"the server did not start on {host}:{port} (see the error above)")
 
 
