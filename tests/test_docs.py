@@ -5,12 +5,12 @@ import re
 
 import pytest
 
-from reranker_kit.commands import benchmark_flags, export, reranker_flags
+from reranker_kit.commands import benchmark_flags, export, reranker_flags, serve
 
 from conftest import ROOT
 
 PARSERS = {"fine_tune_reranker.py": reranker_flags.build_parser, "main.py": benchmark_flags.build_parser,
-           "rerank.py export": export.build_parser}
+           "rerank.py export": export.build_parser, "rerank.py serve": serve.build_parser}
 
 
 def documented_rows() -> dict[str, list[str]]:

@@ -6,6 +6,8 @@ Every server here listens on 127.0.0.1 only; every wait is bounded.
 
 import asyncio
 import json
+import logging
+import math
 import os
 import signal
 import socket
@@ -143,6 +145,9 @@ def test_info_names_the_run_and_its_settings(server, trained_run):
     assert info["run_folder"] == str(trained_run[0].resolve())
     assert info["base_model"] and info["backend"] == "torch" and info["max_length"] == MAX_LENGTH
     assert info["max_batch_pairs"] == 64 and info["status"] == "ready"
+    assert info["max_documents"] == MAX_DOCUMENTS and info["max_body_bytes"] == MAX_BODY_BYTES
+    assert info["max_queued_pairs"] == 4096 and info["request_timeout_s"] == 60.0 and info["queued_pairs"] == 0
+    assert info["head"] == {"trained": True, "seed": None}
 
 
 # Bad requests: a 4xx, a message that says what to send, and the server still scores afterwards.
@@ -230,11 +235,13 @@ class StandInReranker:
     """Scores pairs by passage length, optionally holding each batch until released; fails on "boom"."""
 
     device, max_length = "cpu", 32
+    head_is_trained, head_seed = True, None
 
     def __init__(self):
         self.scoring = threading.Event()
         self.release = threading.Event()
         self.release.set()
+        self.passages_scored: list[str] = []
         from transformers import AutoTokenizer
 
         from reranker_kit.basics.model_files import resolve_model_name
@@ -244,6 +251,7 @@ class StandInReranker:
     def compute_score(self, pairs, normalize=False):
         self.scoring.set()
         assert self.release.wait(30), "the test never released the batch"
+        self.passages_scored += [passage for _, passage in pairs]
         if any("boom" in passage for _, passage in pairs):
             raise RuntimeError("this passage breaks the stand-in model")
         return [float(len(passage)) for _, passage in pairs]
@@ -305,6 +313,102 @@ def test_a_request_that_breaks_scoring_fails_alone(stand_in):
     assert responses[0].json()[0]["index"] == 1
 
 
+# Back-pressure: a full queue answers 429, a request past its deadline 503, and neither touches the others.
+
+def post_in_thread(url: str, body: dict, answers: dict, key) -> threading.Thread:
+    def send():
+        answers[key] = httpx.post(url, json=body, timeout=30)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    return sender
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the server never reached the state the test waits for"
+        time.sleep(0.02)
+
+
+def test_a_full_queue_answers_429_with_retry_after_and_the_queued_requests_still_get_their_scores(stand_in):
+    settings = ServingSettings(model="stand-in", max_wait_ms=0, max_documents=4, max_queued_pairs=6)
+    bodies = {"scoring": {"query": "q", "texts": ["a", "bbbb"]}, "queued_1": {"query": "q", "texts": ["cc", "d", "eee"]},
+              "queued_2": {"query": "q", "texts": ["ffff", "gg", "h"]}}
+    answers, senders = {}, []
+    with running(create_app(settings, load=lambda settings: stand_in)) as base_url:
+        wait_healthy(base_url, timeout_s=10)
+        stand_in.scoring.clear()
+        stand_in.release.clear()
+        try:
+            senders.append(post_in_thread(f"{base_url}/rerank", bodies["scoring"], answers, "scoring"))
+            assert stand_in.scoring.wait(10), "the first batch never started"
+            for key in ("queued_1", "queued_2"):
+                senders.append(post_in_thread(f"{base_url}/rerank", bodies[key], answers, key))
+            wait_until(lambda: httpx.get(f"{base_url}/info", timeout=5).json()["queued_pairs"] == 6)
+            refused = httpx.post(f"{base_url}/v1/rerank", json={"query": "q", "documents": ["iiiii"]}, timeout=5)
+            info = httpx.get(f"{base_url}/info", timeout=5).json()
+        finally:
+            stand_in.release.set()
+            for sender in senders:
+                sender.join(30)
+    assert refused.status_code == 429, refused.text
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "--max_queued_pairs" in refused.json()["error"] and refused.json()["error_type"] == "overloaded"
+    assert info["queued_pairs"] == 6 and info["requests_refused_queue_full"] == 1
+    assert "iiiii" not in stand_in.passages_scored
+    for key, body in bodies.items():  # The stand-in scores a passage by its length.
+        assert answers[key].status_code == 200, answers[key].text
+        assert {item["index"]: item["score"] for item in answers[key].json()} == {
+            index: 1 / (1 + math.exp(-len(text))) for index, text in enumerate(body["texts"])}
+
+
+def test_a_request_past_its_deadline_gets_503_with_retry_after_and_is_never_scored(stand_in):
+    settings = ServingSettings(model="stand-in", max_wait_ms=0, request_timeout_s=0.5)
+    answers = {}
+    with running(create_app(settings, load=lambda settings: stand_in)) as base_url:
+        wait_healthy(base_url, timeout_s=10)
+        stand_in.scoring.clear()
+        stand_in.release.clear()
+        try:
+            first = post_in_thread(f"{base_url}/rerank", {"query": "q", "texts": ["held"]}, answers, "held")
+            assert stand_in.scoring.wait(10), "the first batch never started"
+            started = time.monotonic()
+            late = httpx.post(f"{base_url}/rerank", json={"query": "q", "texts": ["never scored"]}, timeout=10)
+            waited = time.monotonic() - started
+            first.join(10)
+        finally:
+            stand_in.release.set()
+        after = httpx.post(f"{base_url}/rerank", json={"query": "q", "texts": ["xyz"]}, timeout=10)
+        info = httpx.get(f"{base_url}/info", timeout=5).json()
+    assert late.status_code == 503 and 0.4 < waited < 5, (late.text, waited)
+    assert int(late.headers["retry-after"]) >= 1 and late.json()["error_type"] == "timeout"
+    assert "--request_timeout_s" in late.json()["error"]
+    assert answers["held"].status_code == 503  # Its batch outlived the deadline too: the answer does not wait.
+    assert "never scored" not in stand_in.passages_scored
+    assert after.status_code == 200 and after.json()[0]["score"] == pytest.approx(1 / (1 + math.exp(-3)))
+    assert info["requests_timed_out"] == 2
+
+
+def test_a_client_that_disconnects_mid_body_leaves_one_quiet_line(stand_in, caplog):
+    with running(create_app(ServingSettings(model="stand-in"), load=lambda settings: stand_in)) as base_url:
+        wait_healthy(base_url, timeout_s=10)
+        port = int(base_url.rsplit(":", 1)[1])
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            for _ in range(3):
+                with socket.create_connection((LOOPBACK, port), timeout=5) as client:
+                    client.sendall(b"POST /rerank HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                                   b'Content-Length: 1000\r\n\r\n{"query": "q", "te')
+                    time.sleep(0.1)
+            time.sleep(0.5)
+            assert httpx.post(f"{base_url}/rerank", json={"query": "q", "texts": ["a"]}, timeout=10).status_code == 200
+    about_it = [record for record in caplog.records if "disconnect" in record.getMessage().lower()
+                or record.exc_info or record.levelno >= logging.WARNING]
+    assert len(about_it) == 3, [record.getMessage() for record in about_it]
+    assert all(record.levelno == logging.INFO and not record.exc_info for record in about_it)
+
+
 # Cohere's own clients.
 
 def test_cohere_client_v2_parses_the_response(server, direct, documents):
@@ -327,6 +431,40 @@ def test_cohere_v1_client_drives_v1_rerank_with_documents(server, documents):
     answer = client.rerank(model="rerank-v3.5", query=QUERIES[4], documents=documents[:5], return_documents=True)
     assert sorted(result.index for result in answer.results) == list(range(5))
     assert all(result.document.text == documents[result.index] for result in answer.results)
+
+
+def test_cohere_client_retries_a_429_after_retry_after_and_gets_its_scores(stand_in):
+    import cohere
+
+    settings = ServingSettings(model="stand-in", max_wait_ms=0, max_documents=2, max_queued_pairs=2)
+    answers, senders = {}, []
+    with running(create_app(settings, load=lambda settings: stand_in)) as base_url:
+        wait_healthy(base_url, timeout_s=10)
+        client = cohere.ClientV2(base_url=base_url, api_key="unused", timeout=30)
+        stand_in.scoring.clear()
+        stand_in.release.clear()
+        try:
+            senders.append(post_in_thread(f"{base_url}/rerank", {"query": "q", "texts": ["a"]}, answers, "scoring"))
+            assert stand_in.scoring.wait(10), "the first batch never started"
+            senders.append(post_in_thread(f"{base_url}/rerank", {"query": "q", "texts": ["bb", "c"]}, answers, "queued"))
+            wait_until(lambda: httpx.get(f"{base_url}/info", timeout=5).json()["queued_pairs"] == 2)
+
+            def release_after_the_first_refusal():
+                wait_until(lambda: httpx.get(f"{base_url}/info", timeout=5).json()["requests_refused_queue_full"] >= 1)
+                stand_in.release.set()
+
+            releaser = threading.Thread(target=release_after_the_first_refusal)
+            releaser.start()
+            answer = client.rerank(model="rerank-v3.5", query="q", documents=["dddd"])
+            releaser.join(30)
+        finally:
+            stand_in.release.set()
+            for sender in senders:
+                sender.join(30)
+        info = httpx.get(f"{base_url}/info", timeout=5).json()
+    assert answer.results[0].relevance_score == pytest.approx(1 / (1 + math.exp(-4)))
+    assert info["requests_refused_queue_full"] >= 1
+    assert [answers[key].status_code for key in ("scoring", "queued")] == [200, 200]
 
 
 # The command line.
@@ -364,7 +502,8 @@ def test_rerank_py_serve_serves_the_newest_run_and_drains_on_sigterm(trained_run
         senders = [threading.Thread(target=send, args=(number,)) for number in range(4)]
         for sender in senders:
             sender.start()
-        time.sleep(0.3)  # Four requests of 50 pairs take seconds to score: they are in flight now.
+        # Four requests of 50 pairs take seconds to score: once the fourth is queued, they are all in flight.
+        wait_until(lambda: httpx.get(f"{base_url}/info", timeout=5).json()["requests_accepted"] == 4, timeout_s=30)
         process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         with pytest.raises(httpx.TransportError):
@@ -380,4 +519,34 @@ def test_rerank_py_serve_serves_the_newest_run_and_drains_on_sigterm(trained_run
     assert [answers[number].status_code for number in range(4)] == [200] * 4
     assert all(len(answers[number].json()) == MAX_DOCUMENTS for number in range(4))
     assert "stopped by SIGTERM" in output and f"serving {run_dir}" in output
+    assert f"listening on http://{LOOPBACK}:{port}" in output
     assert "Waiting for connections to close" in output  # uvicorn: the requests were still in flight at SIGTERM.
+
+
+def test_serve_on_a_port_in_use_exits_2_naming_the_port_before_loading_the_model(trained_run):
+    with socket.socket() as holder:
+        holder.bind((LOOPBACK, 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, str(ROOT / "rerank.py"), "serve", str(trained_run[0]), "--host",
+                                 LOOPBACK, "--port", str(port)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                                env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert f"--port {port}: cannot listen on {LOOPBACK}:{port}" in output and "pick another with --port" in output
+    assert "serving " not in output and "Traceback" not in output  # Refused before the model was loaded.
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--max_documents", "100", "--max_queued_pairs", "50"], "--max_queued_pairs 50 is below --max_documents 100"),
+    (["--request_timeout_s", "0"], "--request_timeout_s must be above 0"),
+    (["--max_queued_pairs", "0"], "--max_queued_pairs must be at least 1"),
+])
+def test_serve_refuses_limits_that_cannot_work(flags, message, capsys):
+    from reranker_kit.commands.serve import main
+
+    with pytest.raises(SystemExit) as exit_status:
+        main(["bundled-minilm", *flags])
+    assert exit_status.value.code == 2 and message in capsys.readouterr().err

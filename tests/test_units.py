@@ -433,7 +433,8 @@ def test_serving_parts_on_their_own():
         return [len(text) for _, text in pairs]
 
     async def two_requests():
-        batcher = MicroBatcher(score, ThreadPoolExecutor(1), max_batch_pairs=8, max_wait_s=0.05)
+        batcher = MicroBatcher(score, ThreadPoolExecutor(1), max_batch_pairs=8, max_wait_s=0.05, max_queued_pairs=8,
+                               timeout_s=30)
         batcher.start()
         results = await asyncio.gather(batcher.score([("q", "ab")]), batcher.score([("q", "abc"), ("q", "a")]))
         await batcher.stop()

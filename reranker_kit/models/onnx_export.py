@@ -23,6 +23,7 @@ import numpy as np
 
 from reranker_kit.basics.errors import KitError, ModelLoadError
 from reranker_kit.basics.model_files import resolve_model_name
+from reranker_kit.models.loading import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class OnnxCrossEncoder:
 
 def load_onnx_model(model_name: str, int8: bool, threads: int | None = None):
     """(OnnxCrossEncoder, tokenizer, model folder) of an exported run; the tokenizer is the run's own."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     model_dir = Path(resolve_model_name(model_name))
     path = onnx_file(model_dir, int8)
@@ -67,7 +68,7 @@ def load_onnx_model(model_name: str, int8: bool, threads: int | None = None):
         raise ModelLoadError(f"{model_name}: no ONNX export ({path} is missing). Export it first: python rerank.py "
                              f"export {model_name} --onnx{' --int8' if int8 else ''}")
     model = OnnxCrossEncoder(path, AutoConfig.from_pretrained(model_dir), threads)
-    return model, AutoTokenizer.from_pretrained(model_dir), str(model_dir)
+    return model, load_tokenizer(str(model_dir), model_name), str(model_dir)
 
 
 def export_onnx(model_dir: Path, int8: bool) -> list[Path]:

@@ -9,15 +9,20 @@ Example:
 """
 
 import logging
+import numbers
+import os
 import threading
 from collections.abc import Iterable
 
 import torch
 
+from reranker_kit.basics.errors import ModelLoadError
+from reranker_kit.basics.model_files import resolve_model_name
 from reranker_kit.basics.scores import sigmoid
-from reranker_kit.models.loading import load_cross_encoder
+from reranker_kit.models.loading import UNTRAINED_HEAD_SEED, embedding_model_problem, load_cross_encoder_with_info
 from reranker_kit.models.onnx_export import load_onnx_model
 from reranker_kit.models.pair_encoding import check_max_length, position_limit, score_pairs, score_with
+from reranker_kit.models.weight_ensembling import head_was_trained
 
 __all__ = ["Reranker"]
 
@@ -47,15 +52,37 @@ class Reranker:
         show_progress_bar: a tqdm bar on stderr while scoring (the CLIs turn it on).
         backend: "torch"; "onnx" or "onnx_int8" for the CPU export that `python rerank.py export RUN --onnx
             [--int8]` wrote into the run's onnx/ folder (ONNX Runtime, same encoding, same scores for fp32).
+
+    Every argument's type is checked here (a TypeError names it), before anything loads. A folder that
+    fine_tune_embedder.py wrote is refused (ModelLoadError): it is an embedding model, not a reranker.
+
+    Attributes:
+        head_is_trained: whether the model's ranking head came from its checkpoint. False for a base without
+            one (the bundled MiniLM, any plain encoder): it got a fresh one-logit head, and its scores mean
+            nothing until it is fine-tuned (one warning says so when it loads).
+        head_seed: the seed that fresh head was drawn from (`models.loading.UNTRAINED_HEAD_SEED`, the same in
+            every process, so a given base always scores the same); None when the head is trained.
     """
 
     def __init__(self, model_name: str = "namdp-ptit/ViRanker", device: str | None = None,
                  use_fp16: bool | None = None, max_length: int = 512, batch_size: int = 32,
                  normalize: bool = False, show_progress_bar: bool = False, backend: str = "torch"):
+        # Every argument is checked before anything loads: a wrong type would otherwise fail much later,
+        # inside the tokenizer or a batch loop, with a message that names none of them.
+        model_name = _checked_model_name(model_name)
+        device = _checked_device(device)
+        use_fp16 = _checked_flag("use_fp16", use_fp16, allow_none=True)
+        max_length = _checked_whole_number("max_length", max_length)
+        batch_size = _checked_whole_number("batch_size", batch_size)
+        normalize = _checked_flag("normalize", normalize)
+        show_progress_bar = _checked_flag("show_progress_bar", show_progress_bar)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if backend not in BACKENDS:
+        if not isinstance(backend, str) or backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        problem = embedding_model_problem(resolve_model_name(model_name))
+        if problem:
+            raise ModelLoadError(problem)
         self.backend = backend
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"))
         if backend == "torch":
@@ -74,7 +101,16 @@ class Reranker:
         if use_fp16 and not on_gpu:
             logger.warning("use_fp16 needs a GPU; scoring in full precision on %s", self.device)
         self.use_fp16 = on_gpu if use_fp16 is None else bool(use_fp16) and on_gpu
-        self.model, self.tokenizer, self.model_path = load_cross_encoder(model_name)
+        self.model, self.tokenizer, self.model_path, loading_info = load_cross_encoder_with_info(
+            model_name, head_seed=UNTRAINED_HEAD_SEED)
+        self.head_is_trained = head_was_trained(loading_info)
+        self.head_seed = None if self.head_is_trained else UNTRAINED_HEAD_SEED
+        if not self.head_is_trained:
+            logger.warning("%s has no trained ranking head: transformers initialised %s (from seed %d, so the scores "
+                           "repeat on every load), and its scores mean nothing until it is fine-tuned "
+                           "(python fine_tune_reranker.py --base_model %s)", model_name,
+                           ", ".join(loading_info.get("missing_keys") or loading_info.get("mismatched_keys") or []),
+                           UNTRAINED_HEAD_SEED, model_name)
         if self.use_fp16:
             self.model.half()
         self.model.to(self.device).eval()
@@ -87,6 +123,8 @@ class Reranker:
             logger.warning("use_fp16 applies to the torch backend; %s scores in its own precision", self.backend)
         self.use_fp16 = False
         self.model, self.tokenizer, self.model_path = load_onnx_model(model_name, int8=self.backend == "onnx_int8")
+        # An export is made from a fine-tuned run (`rerank.py export`), and its head is fixed in the file.
+        self.head_is_trained, self.head_seed = True, None
 
     def compute_score(self, pairs: Iterable[tuple[str, str]], normalize: bool | None = None) -> list[float]:
         """Scores (query, passage) pairs, in the order given.
@@ -158,3 +196,35 @@ def _checked_pairs(pairs) -> list[tuple[str, str]]:
             raise TypeError(f"pairs[{position}] must be a (query: str, passage: str) pair, got {pair!r}")
         checked.append((pair[0], pair[1]))
     return checked
+
+
+def _checked_model_name(model_name) -> str:
+    if isinstance(model_name, os.PathLike):
+        return os.fspath(model_name)
+    if not isinstance(model_name, str) or not model_name:
+        raise TypeError(f"model_name must be a model folder (a str or a Path), a Hub id or 'bundled-minilm', got "
+                        f"{model_name!r} ({type(model_name).__name__})")
+    return model_name
+
+
+def _checked_device(device):
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0' (or a torch.device, or None for the "
+                        f"first GPU if any), got {device!r} ({type(device).__name__})")
+    return device
+
+
+def _checked_whole_number(name: str, value) -> int:
+    # numbers.Integral takes numpy's integers too; bool is an int to Python but never meant as a size.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number (an int), got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def _checked_flag(name: str, value, allow_none: bool = False) -> bool | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool):
+        wanted = "True, False or None" if allow_none else "True or False"
+        raise TypeError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__})")
+    return value

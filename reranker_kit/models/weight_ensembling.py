@@ -11,20 +11,17 @@ toward noise. `has_trained_head` tells the two apart.
 from __future__ import annotations
 
 import copy
-import json
 import numbers
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 
 from reranker_kit.basics.errors import ModelLoadError
 from reranker_kit.basics.model_files import resolve_model_name
-from reranker_kit.models.loading import load_pretrained
+from reranker_kit.models.loading import config_has_head, load_pretrained
 
 # The default grid of alphas to score on held-out queries (0 = the base model, 1 = the fine-tuned one).
 ALPHAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-CLASSIFIER_SUFFIX = "ForSequenceClassification"
 
 
 def check_alpha(alpha) -> float:
@@ -121,12 +118,8 @@ def has_trained_head(model_name: str) -> bool:
     weights it had to initialise (`head_was_trained`).
     """
     resolved = resolve_model_name(model_name)
-    config_path = Path(resolved) / "config.json"
-    if config_path.is_file():
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        labels = len(config["id2label"]) if "id2label" in config else config.get("num_labels", 2)
-        if labels != 1 or not any(name.endswith(CLASSIFIER_SUFFIX) for name in config.get("architectures") or []):
-            return False
+    if not config_has_head(resolved):
+        return False
     from transformers import AutoModelForSequenceClassification
 
     try:

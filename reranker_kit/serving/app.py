@@ -4,6 +4,9 @@
 
 The model loads in the background when the app starts (lifespan), on the one scoring thread that later
 scores every batch. Until it is loaded `/health` and the rerank routes answer 503.
+
+Limits (docs/serving.md): 413 for a body or a document list over its limit, 429 with Retry-After when the
+queue has no room, 503 with Retry-After when a request's deadline passes before its scores come.
 """
 
 import asyncio
@@ -14,9 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
-from reranker_kit.serving.batching import MicroBatcher
+from reranker_kit.serving.batching import DeadlinePassed, MicroBatcher, QueueFull
 from reranker_kit.serving.requests import RequestError, parse_cohere_request, parse_tei_request, read_json_body
 from reranker_kit.serving.responses import cohere_response, error_body, tei_response
 from reranker_kit.serving.served_model import FAILED, READY, ServedModel, load_reranker
@@ -42,7 +46,8 @@ def create_app(settings: ServingSettings, load: Callable[[ServingSettings], obje
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
-        batcher = MicroBatcher(served.score, executor, settings.max_batch_pairs, settings.max_wait_ms / 1000)
+        batcher = MicroBatcher(served.score, executor, settings.max_batch_pairs, settings.max_wait_ms / 1000,
+                               settings.max_queued_pairs, settings.request_timeout_s)
         app.state.batcher = batcher
         batcher.start()
         loading = asyncio.get_running_loop().run_in_executor(executor, served.load)
@@ -56,6 +61,7 @@ def create_app(settings: ServingSettings, load: Callable[[ServingSettings], obje
     app = FastAPI(title="reranker-kit", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.served = served
     app.add_exception_handler(RequestError, _request_error_response)
+    app.add_exception_handler(ClientDisconnect, _client_gone_response)
     app.add_exception_handler(Exception, _scoring_failure_response)
     _add_routes(app, served)
     return app
@@ -86,7 +92,9 @@ def _add_routes(app: FastAPI, served: ServedModel) -> None:
     @app.get("/info")
     async def info(request: Request):
         batcher = request.app.state.batcher
-        return {**served.info(), "batches_scored": batcher.batches_scored, "requests_scored": batcher.requests_scored}
+        return {**served.info(), "queued_pairs": batcher.queued_pairs(), "batches_scored": batcher.batches_scored,
+                "requests_accepted": batcher.requests_accepted, "requests_scored": batcher.requests_scored,
+                "requests_refused_queue_full": batcher.requests_refused, "requests_timed_out": batcher.requests_timed_out}
 
     @app.post("/rerank")
     async def rerank_tei(request: Request):
@@ -109,11 +117,29 @@ async def _score(request: Request, served: ServedModel, query: str, documents: l
         message = (served.problem if served.state == FAILED else
                    "the model is still loading; retry when GET /health answers 200")
         raise RequestError(503, message, "unavailable")
-    return await request.app.state.batcher.score([(query, document) for document in documents])
+    try:
+        return await request.app.state.batcher.score([(query, document) for document in documents])
+    except QueueFull as full:
+        raise RequestError(429, f"the server is busy: {full.queued_pairs} pairs are waiting to be scored, and this "
+                           f"request's {full.request_pairs} would go over its queue limit ({full.limit}, its "
+                           f"--max_queued_pairs); retry after {full.retry_after_s} s", "overloaded",
+                           full.retry_after_s) from None
+    except DeadlinePassed as late:
+        raise RequestError(503, f"no scores within this server's deadline ({late.timeout_s:g} s, its "
+                           f"--request_timeout_s): the queue was too long; retry after {late.retry_after_s} s, "
+                           "or send fewer documents per request", "timeout", late.retry_after_s) from None
 
 
 async def _request_error_response(request: Request, error: RequestError) -> JSONResponse:
-    return JSONResponse(error_body(error), status_code=error.status)
+    headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s is not None else None
+    return JSONResponse(error_body(error), status_code=error.status, headers=headers)
+
+
+async def _client_gone_response(request: Request, error: ClientDisconnect) -> Response:
+    # Nobody is left to answer, and nothing was queued (the body was still being read): one line, no traceback.
+    logger.info("a client disconnected before its request body arrived (%s %s); nothing was scored",
+                request.method, request.url.path)
+    return Response(status_code=499)  # nginx's "client closed request"; it reaches no one.
 
 
 async def _scoring_failure_response(request: Request, error: Exception) -> JSONResponse:

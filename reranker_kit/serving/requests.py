@@ -15,13 +15,17 @@ COHERE_EXAMPLE = '{"query": "CLB tuyển thành viên khi nào?", "documents": [
 
 
 class RequestError(Exception):
-    """A request the server refuses: an HTTP status and a message that says how to fix the request."""
+    """A request the server refuses: an HTTP status and a message that says how to fix the request.
 
-    def __init__(self, status: int, message: str, error_type: str = "validation"):
+    `retry_after_s`, when set, goes out as the Retry-After header (429 and 503: clients wait that long).
+    """
+
+    def __init__(self, status: int, message: str, error_type: str = "validation", retry_after_s: int | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)

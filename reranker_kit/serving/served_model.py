@@ -9,7 +9,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from reranker_kit.basics.errors import KitError
+from reranker_kit.basics.errors import KitError, ModelLoadError
+from reranker_kit.models.loading import UNTRAINED_HEAD_SEED
 from reranker_kit.run_folder import base_model_name, read_run_info, stored_fusion
 from reranker_kit.serving.settings import ServingSettings
 
@@ -19,11 +20,25 @@ LOADING, READY, FAILED = "loading", "ready", "failed"
 
 
 def load_reranker(settings: ServingSettings):
-    """The `Reranker` the settings name (torch is imported here, on the scoring thread, not at startup)."""
+    """The `Reranker` the settings name (torch is imported here, on the scoring thread, not at startup).
+
+    A model whose ranking head is not trained is refused unless `allow_untrained_head`: its scores would be
+    noise that looks like an answer. `commands.serve` refuses the plain encoders it can tell from their
+    config before the server starts; this catches the rest (a classifier config whose weights lack the head).
+    """
     from reranker_kit.models.reranker import Reranker
 
-    return Reranker(model_name=settings.model, device=settings.device, max_length=settings.max_length,
-                    batch_size=settings.batch_size, backend=settings.backend)
+    reranker = Reranker(model_name=settings.model, device=settings.device, max_length=settings.max_length,
+                        batch_size=settings.batch_size, backend=settings.backend)
+    if not reranker.head_is_trained and not settings.allow_untrained_head:
+        raise ModelLoadError(untrained_head_problem(settings.model))
+    return reranker
+
+
+def untrained_head_problem(model: str) -> str:
+    return (f"{model} has no trained ranking head, so its scores would mean nothing (a fresh head, drawn from seed "
+            f"{UNTRAINED_HEAD_SEED}). Serve a fine-tuned run (python fine_tune_reranker.py --base_model {model} ...), "
+            "or pass --allow_untrained_head to serve it anyway (e.g. to try a client)")
 
 
 class ServedModel:
@@ -31,8 +46,8 @@ class ServedModel:
 
     Args:
         settings: what to load and how.
-        load: builds the reranker (anything with `compute_score`, `tokenizer`, `max_length`, `device`);
-            `load_reranker` unless a test gives another.
+        load: builds the reranker (anything with `compute_score`, `tokenizer`, `max_length`, `device`,
+            `head_is_trained`, `head_seed`); `load_reranker` unless a test gives another.
     """
 
     def __init__(self, settings: ServingSettings, load: Callable[[ServingSettings], object] = load_reranker):
@@ -85,6 +100,12 @@ class ServedModel:
             "max_batch_pairs": self.settings.max_batch_pairs,
             "max_wait_ms": self.settings.max_wait_ms,
             "max_documents": self.settings.max_documents,
+            "max_body_bytes": self.settings.max_body_bytes,
+            "max_queued_pairs": self.settings.max_queued_pairs,
+            "request_timeout_s": self.settings.request_timeout_s,
+            # Whether the scores mean anything: a fresh head (served with --allow_untrained_head) and its seed.
+            "head": ({"trained": self.reranker.head_is_trained, "seed": self.reranker.head_seed}
+                     if self.reranker is not None else None),
             "fusion": {"method": fusion[0], "weight": fusion[1]} if fusion else None,
         }
 
