@@ -53,14 +53,14 @@ def refuse_an_input(flag: str, destination: Path, inputs: Sequence[tuple[str, Pa
     for what, path in inputs:
         source = Path(path).resolve()
         if target == source:
-            relation = f"is {what}"
+            relation = f"is {what},"
         elif source in target.parents:
-            relation = f"lies inside {what}, {path}"
+            relation = f"lies inside {path}, {what},"
         elif is_folder and target in source.parents:
-            relation = f"holds {what}, {path}"
+            relation = f"holds {path}, {what},"
         else:
             continue
-        raise KitError(f"{flag} {destination} {relation}, which this evaluation reads: the report would overwrite "
+        raise KitError(f"{flag} {destination} {relation} which this evaluation reads: the report would overwrite "
                        f"or mix into it. Give {flag} a path outside the evaluation's inputs")
 
 
