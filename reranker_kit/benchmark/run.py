@@ -18,14 +18,7 @@ from reranker_kit.fusion import fused_scores
 from reranker_kit.metrics import evaluate_rankings
 from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.reports.html_report import render_html_report
-from reranker_kit.reports.tables import (
-    TABLE_METRICS,
-    in_sample_tags,
-    print_comparison_tables,
-    print_difficulty_tables,
-    print_tables,
-    print_verdict,
-)
+from reranker_kit.reports.tables import TABLE_METRICS, print_report
 from reranker_kit.retrieval.first_stage import describe_candidates
 from reranker_kit.run_folder import (
     REPORT_PREFIX,
@@ -50,10 +43,7 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
 
     # Data: every file validated before any model is loaded.
     corpus = load_corpus(settings.corpus_csv)
-    eval_files = settings.eval_xlsx or [name for name in DEFAULT_EVAL_FILES
-                                        if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
-    # Keyed by a name unique among the files (a/queries, b/queries): one file never overwrites another's rows.
-    paths = dict(zip(display_names(eval_files), map(Path, eval_files)))
+    paths = eval_paths(settings)
     datasets = {name: load_queries(path, corpus) for name, path in paths.items()}
 
     # What is compared, and the files and folders it reads: no report may be written over any of them.
@@ -88,9 +78,8 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
 
     # Report: tables on screen, CSV/JSON/PNG on disk.
     report_dir = Path(settings.report_dir) if settings.report_dir else create_run_dir(settings.runs_root, prefix=REPORT_PREFIX)
-    comparisons = ranker_comparisons(rankings, datasets, settings.k)
-    for row in comparisons:
-        row["in_sample"] = row["dataset"] in overlaps and overlaps[row["dataset"]].in_sample
+    comparisons = [{**row, "in_sample": row["dataset"] in overlaps and overlaps[row["dataset"]].in_sample}
+                   for row in ranker_comparisons(rankings, datasets, settings.k)]
     report = {"corpus_csv": settings.corpus_csv, "retriever": first_stage_info["method"], "first_stage": first_stage_info,
               "top_n": settings.top_n, "k": settings.k,
               "fine_tuned_reranker": str(fine_tuned_path) if fine_tuned_path else None,
@@ -103,14 +92,17 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
               "runs": [row for row in rows if row["difficulty"] is None],
               "by_difficulty": [row for row in rows if row["difficulty"] is not None],
               "comparisons": comparisons}
-    tags = in_sample_tags(report)
-    print_tables(report["runs"], settings.k, tags, report["labels"])
-    print_difficulty_tables(report["by_difficulty"], settings.k, tags, report["labels"])
-    print_comparison_tables(report["comparisons"], tags, report["labels"])
-    print_verdict(report["verdict"])
+    print_report(report)
     charts = {name: chart_path(report_dir, name) for name in datasets}
     write_report(report, report_dir, Path(settings.output_json) if settings.output_json else None, settings.k,
                  lambda: render_html_report(report, datasets, rankings, corpus, charts))
+
+
+def eval_paths(settings: BenchmarkSettings) -> dict[str, Path]:
+    """{a name unique among the files (a/queries, b/queries): its path}: one file never overwrites another's rows."""
+    eval_files = settings.eval_xlsx or [name for name in DEFAULT_EVAL_FILES
+                                        if name == DEFAULT_EVAL_FILES[0] or Path(name).is_file()]
+    return dict(zip(display_names(eval_files), map(Path, eval_files)))
 
 
 def read_paths(settings: BenchmarkSettings, eval_paths: dict[str, Path], fine_tuned_path: Path | None,

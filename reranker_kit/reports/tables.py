@@ -103,3 +103,12 @@ def print_verdict(verdict: dict) -> None:
         return
     print(f"\n=== verdict: {verdict['rule']} ===")
     print("\n".join([*lines, *verdict.get("notes", [])]))
+
+
+def print_report(report: dict) -> None:
+    """Every table of main.py's report, each file's in-sample tag on each, then the verdict."""
+    tags, labels = in_sample_tags(report), report.get("labels") or {}
+    print_tables(report["runs"], report["k"], tags, labels)
+    print_difficulty_tables(report["by_difficulty"], report["k"], tags, labels)
+    print_comparison_tables(report["comparisons"], tags, labels)
+    print_verdict(report["verdict"])
