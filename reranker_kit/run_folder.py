@@ -340,13 +340,14 @@ def stored_verdict(run_dir: str | Path) -> dict | None:
     """{"verdict", "saved", "metric", "trained_vs_base", "detail"}: the run's choice between its trained weights and
     its base on the dev queries (dev_metrics.json); `trained_vs_base` is the paired comparison it recorded, or None.
 
-    None for runs written before the verdict existed, or when the file does not parse.
+    None for runs written before the verdict existed, or when the file does not parse. Any recorded word is
+    passed on: main.py reads the kept weights and the interval, not the word (benchmark.verdicts).
     """
     try:
         dev = json.loads((Path(run_dir) / DEV_METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(dev, dict) or dev.get("verdict") not in ("gain", "no gain"):
+    if not isinstance(dev, dict) or not isinstance(dev.get("verdict"), str):
         return None
     metric = dev.get("metric_for_best_model", "mrr@5")
     pair = dev.get("trained_vs_base") or {}

@@ -65,12 +65,12 @@ def test_main_reads_the_runs_verdict_by_its_interval(main_report):
     """The run recorded "gain" on an interval that crosses zero: main.py says what was kept and that it is noise."""
     report_dir, result = main_report
     assert "verdict gain" not in result.stderr and "verdict: gain" not in result.stderr
-    assert "the run kept the fine-tuned weights; trained - base dev mrr@5 +0.178 [-0.037, +0.392] on its 19 dev " \
-           "queries: within noise (the interval covers 0), not a measured gain" in result.stderr
+    assert "verdict within noise: the run kept the fine-tuned weights; trained - base dev mrr@5 +0.178 [-0.037, " \
+           "+0.392] on its 19 dev queries (the interval covers 0: not a measured gain)" in result.stderr
     verdict_block = result.stdout[result.stdout.index("=== verdict:"):]
-    assert "+0.178 [-0.037, +0.392] on its 19 dev queries: within noise" in verdict_block
+    assert "verdict within noise: the run kept the fine-tuned weights" in verdict_block
     report = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
-    assert report["verdict"]["run"]["finding"] == "within noise"
+    assert report["verdict"]["run"]["verdict"] == report["verdict"]["run"]["finding"] == "within noise"
     for statement in report["verdict"]["statements"]:  # main.py's own: "gain" only above an interval excluding 0.
         row = next(row for row in report["comparisons"] if (row["dataset"], row["a"], row["b"], row["metric"]) == (
             statement["dataset"], statement["a"], statement["b"], statement["metric"]))
@@ -185,7 +185,7 @@ def test_the_page_opens_on_the_verdict_every_table_has_a_heading_and_a_key(main_
     verdict = page.locator("#verdict")
     assert verdict.locator("h2").inner_text() == "Verdict"
     assert "gain only where the 95% paired interval excludes 0" in verdict.locator(".key").inner_text()
-    assert "+0.178 [-0.037, +0.392] on its 19 dev queries: within noise" in verdict.locator("li").first.inner_text()
+    assert "verdict within noise: the run kept the fine-tuned weights" in verdict.locator("li").first.inner_text()
     assert "train is the run's training file" in verdict.inner_text()
     # Every table of every file: a heading right above it and a one-line key between them.
     tables = page.locator("section.dataset table.metrics")

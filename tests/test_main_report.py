@@ -80,15 +80,19 @@ def test_the_runs_recorded_gain_is_read_by_its_interval(tmp_path):
     run_dir.mkdir()
     (run_dir / "dev_metrics.json").write_text(json.dumps(ISSUE_DEV_RECORD), encoding="utf-8")
     statement = run_statement(run_dir)
-    assert statement["finding"] == NOISE and statement["recorded_verdict"] == "gain"
-    assert statement["text"] == (f"{run_dir}: the run kept the fine-tuned weights; trained - base dev mrr@5 +0.178 "
-                                 "[-0.037, +0.392] on its 19 dev queries: within noise (the interval covers 0), not a "
-                                 "measured gain")
+    assert statement["finding"] == statement["verdict"] == NOISE and statement["recorded_verdict"] == "gain"
+    assert statement["text"] == (f"{run_dir}: verdict within noise: the run kept the fine-tuned weights; trained - base "
+                                 "dev mrr@5 +0.178 [-0.037, +0.392] on its 19 dev queries (the interval covers 0: not a "
+                                 "measured gain)")
     record = {**ISSUE_DEV_RECORD, "trained_vs_base": {**ISSUE_DEV_RECORD["trained_vs_base"], "ci_low": 0.05,
                                                       "significant": True}}
     (run_dir / "dev_metrics.json").write_text(json.dumps(record), encoding="utf-8")
-    assert run_statement(run_dir)["finding"] == GAIN
-    assert run_statement(run_dir)["text"].endswith("on its 19 dev queries: a gain (the interval lies above 0)")
+    assert run_statement(run_dir)["verdict"] == GAIN
+    assert run_statement(run_dir)["text"].startswith(f"{run_dir}: verdict gain: the run kept the fine-tuned weights")
+    # A run that kept its base says "no gain", whatever its interval.
+    (run_dir / "dev_metrics.json").write_text(json.dumps({**ISSUE_DEV_RECORD, "saved_weights": "base"}),
+                                              encoding="utf-8")
+    assert run_statement(run_dir)["text"].startswith(f"{run_dir}: verdict no gain: the run kept the base weights; ")
 
 
 def comparison(dataset, a, low, high, significant, metric="mrr@5"):

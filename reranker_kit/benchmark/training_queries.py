@@ -47,7 +47,7 @@ class FileOverlap:
     training_file: str
     exact: bool
     is_training_file: bool  # The evaluated file is the run's own training file.
-    examples: tuple[str, ...]  # "row 6 'query text'" of the first trained-on queries.
+    examples: tuple[str, ...]  # "row 6 'query text'" of the first queries the run trained on or held out.
 
     @property
     def in_sample(self) -> bool:
@@ -60,26 +60,24 @@ class FileOverlap:
 
     def note(self) -> str:
         """One sentence: what the overlap is and what it means for the fine-tuned and fused rows."""
-        if not self.in_sample:
-            return (f"{self.dataset}: {self.dev} of {self.queries} queries were dev queries of the fine-tuned run "
-                    "(they chose its checkpoint and fusion weight), none were trained on")
-        dev = f" and {self.dev} its dev queries" if self.dev else ""
         unsure = ("" if self.exact else f" ({self.training_file} changed since the run, so its split could not be "
                   "reproduced: every query of it is counted)")
         if self.is_training_file:
+            dev = f" and {self.dev} its dev queries" if self.dev else ""
             return (f"{self.dataset} is the run's training file: {self.trained} of its {self.queries} queries were "
                     f"trained on{dev}{unsure}, so the fine_tuned and fused rows are in-sample and say little about "
                     "new queries")
-        examples = "; ".join(self.examples) + ("; ..." if self.trained > len(self.examples) else "")
-        return (f"{self.dataset}: {self.trained} of {self.queries} queries were also training queries of the "
-                f"fine-tuned run ({self.training_file}){dev}{unsure}, so its fine_tuned and fused rows are flattered "
-                f"on them: {examples}")
+        examples = "; ".join(self.examples) + ("; ..." if self.trained + self.dev > len(self.examples) else "")
+        return (f"{self.dataset}: {self.trained + self.dev} of {self.queries} queries also appear in the training file "
+                f"{self.training_file} of this run ({self.trained} trained on, {self.dev} its dev queries, which chose "
+                f"its checkpoint and fusion weight){unsure}, so the fine_tuned and fused rows are flattered on them: "
+                f"{examples}")
 
     def as_json(self) -> dict:
         return {"queries": self.queries, "training_queries": self.trained, "dev_queries": self.dev,
                 "in_sample": self.in_sample, "exact": self.exact, "training_file": self.training_file,
                 "is_training_file": self.is_training_file, "tag": self.tag() if self.in_sample else None,
-                "note": self.note()}
+                "note": self.note() if self.trained or self.dev or self.is_training_file else None}
 
 
 def run_training_queries(run_dir: Path | None, corpus: dict[int, str]) -> TrainingQueries | None:
@@ -128,19 +126,19 @@ def file_overlaps(datasets: dict[str, list[Query]], paths: dict[str, Path],
     overlaps = {}
     for name, queries in datasets.items():
         keys = [query_key(query.text) for query in queries]
-        trained = [query for query, key in zip(queries, keys) if key in training.trained]
+        seen = [query for query, key in zip(queries, keys) if key in training.trained or key in training.dev]
         overlaps[name] = FileOverlap(
-            dataset=name, queries=len(queries), trained=len(trained), dev=sum(key in training.dev for key in keys),
-            training_file=str(training.source), exact=training.exact,
+            dataset=name, queries=len(queries), trained=sum(key in training.trained for key in keys),
+            dev=sum(key in training.dev for key in keys), training_file=str(training.source), exact=training.exact,
             is_training_file=Path(paths[name]).resolve() == training.source.resolve(),
-            examples=tuple(f"row {query.row} {query.text!r}" for query in trained[:EXAMPLES]))
+            examples=tuple(f"row {query.row} {query.text!r}" for query in seen[:EXAMPLES]))
     return overlaps
 
 
 def log_overlaps(overlaps: dict[str, FileOverlap]) -> None:
     """The run's own training file is in-sample by design (INFO); another file's queries seen in training warn."""
     for overlap in overlaps.values():
-        if overlap.in_sample and not overlap.is_training_file:
-            logger.warning("%s", overlap.note())
-        elif overlap.in_sample or overlap.dev:
+        if overlap.is_training_file:
             logger.info("%s", overlap.note())
+        elif overlap.trained or overlap.dev:
+            logger.warning("%s", overlap.note())

@@ -5,7 +5,7 @@ agrees: the comparison's `significant`), a **loss** when it lies below, and othe
 19 dev queries a +0.178 mean with the interval [-0.037, +0.392] is not a gain. Two kinds of statement:
 
 - the run's own dev record (dev_metrics.json): which weights it kept, and what its trained-minus-base
-  interval says about them, whatever word the run recorded beside it;
+  interval says about them, whatever word the run recorded beside it ("no gain" when it kept the base);
 - main.py's own, from the paired comparisons it computed on each file, at one headline metric (mrr at the
   middle cut-off), the files with the fewest training queries first; an in-sample file's statement says so.
 """
@@ -16,6 +16,7 @@ from reranker_kit.benchmark.training_queries import FileOverlap
 from reranker_kit.run_folder import stored_verdict
 
 GAIN, LOSS, NOISE = "gain", "loss", "within noise"
+NO_GAIN = "no gain"  # The run kept its base model's weights.
 
 
 def finding(comparison: dict) -> str:
@@ -38,25 +39,32 @@ def headline_metric(ks) -> str:
 
 
 def run_statement(run_dir: Path) -> dict | None:
-    """What the run's dev_metrics.json records of its weights against its base, read by the interval rule."""
+    """What the run's dev_metrics.json records of its weights against its base, read by the interval rule.
+
+    Its `verdict` is main.py's word for the record: "no gain" when the run kept the base model's weights,
+    otherwise the trained-minus-base interval's finding, so a kept model on an interval that covers zero
+    reads "within noise" whatever the run wrote.
+    """
     record = stored_verdict(run_dir) if run_dir.is_dir() else None
     if record is None:
         return None
-    pair, kept = record["trained_vs_base"], f"kept the {record['saved']} weights"
+    pair, kept = record["trained_vs_base"], f"the run kept the {record['saved']} weights"
+    base_kept = record["saved"] == "base"
     if pair is None or pair.get("mean_difference") is None:  # Runs written before the interval was recorded.
-        return {"run": str(run_dir), "saved": record["saved"], "recorded_verdict": record["verdict"], "finding": NOISE,
-                "text": f"{run_dir}: the run {kept} ({record['detail']}); it recorded no paired interval, so no "
-                        "gain is shown"}
+        word = NO_GAIN if base_kept else NOISE
+        return {"run": str(run_dir), "saved": record["saved"], "recorded_verdict": record["verdict"], "verdict": word,
+                "finding": NOISE, "text": f"{run_dir}: verdict {word}: {kept} ({record['detail']}); it recorded no "
+                                          "paired interval, so no gain is shown"}
     result = finding(pair)
-    meaning = {GAIN: "a gain (the interval lies above 0)",
-               LOSS: "the trained weights ranked below the base (the interval lies below 0)",
-               NOISE: "within noise (the interval covers 0), not a measured gain"}[result]
+    word = NO_GAIN if base_kept else result
+    meaning = {GAIN: "the interval lies above 0", LOSS: "the interval lies below 0: the trained weights ranked below "
+               "the base", NOISE: "the interval covers 0: not a measured gain"}[result]
     queries = f" on its {pair['n_queries']} dev queries" if pair.get("n_queries") else " on its dev queries"
-    return {"run": str(run_dir), "saved": record["saved"], "recorded_verdict": record["verdict"], "finding": result,
-            "metric": record["metric"], **{key: pair.get(key) for key in ("mean_difference", "ci_low", "ci_high",
-                                                                            "n_queries")},
-            "text": f"{run_dir}: the run {kept}; trained - base dev {record['metric']} {interval_text(pair)}"
-                    f"{queries}: {meaning}"}
+    return {"run": str(run_dir), "saved": record["saved"], "recorded_verdict": record["verdict"], "verdict": word,
+            "finding": result, "metric": record["metric"],
+            **{key: pair.get(key) for key in ("mean_difference", "ci_low", "ci_high", "n_queries")},
+            "text": f"{run_dir}: verdict {word}: {kept}; trained - base dev {record['metric']} {interval_text(pair)}"
+                    f"{queries} ({meaning})"}
 
 
 def file_statements(comparisons: list[dict], overlaps: dict[str, FileOverlap], metric: str) -> list[dict]:
