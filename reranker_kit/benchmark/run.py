@@ -105,12 +105,12 @@ def eval_paths(settings: BenchmarkSettings) -> dict[str, Path]:
     return dict(zip(display_names(eval_files), map(Path, eval_files)))
 
 
-def read_paths(settings: BenchmarkSettings, eval_paths: dict[str, Path], fine_tuned_path: Path | None,
+def read_paths(settings: BenchmarkSettings, query_files: dict[str, Path], fine_tuned_path: Path | None,
                pretrained_name: str | None, encoder: EncoderChoice | None, training: TrainingQueries | None
                ) -> list[tuple[str, Path]]:
     """(what, path) of every file and folder this evaluation reads, for check_report_destinations."""
     paths = [("the corpus CSV (--corpus_csv)", Path(settings.corpus_csv))]
-    paths += [("a query file (--eval_xlsx)", path) for path in eval_paths.values()]
+    paths += [("a query file (--eval_xlsx)", path) for path in query_files.values()]
     if settings.candidates:
         paths.append(("the candidates file (--candidates)", Path(settings.candidates)))
     if settings.expansion_xlsx:
