@@ -337,15 +337,17 @@ def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
 
 
 def stored_verdict(run_dir: str | Path) -> dict | None:
-    """{"verdict", "saved", "detail"}: whether the run's weights beat its base on the dev queries (dev_metrics.json).
+    """{"verdict", "saved", "metric", "trained_vs_base", "detail"}: the run's choice between its trained weights and
+    its base on the dev queries (dev_metrics.json); `trained_vs_base` is the paired comparison it recorded, or None.
 
-    None for runs written before the verdict existed, or when the file does not parse.
+    None for runs written before the verdict existed, or when the file does not parse. Any recorded word is
+    passed on: main.py reads the kept weights and the interval, not the word (benchmark.verdicts).
     """
     try:
         dev = json.loads((Path(run_dir) / DEV_METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(dev, dict) or dev.get("verdict") not in ("gain", "no gain"):
+    if not isinstance(dev, dict) or not isinstance(dev.get("verdict"), str):
         return None
     metric = dev.get("metric_for_best_model", "mrr@5")
     pair = dev.get("trained_vs_base") or {}
@@ -355,7 +357,8 @@ def stored_verdict(run_dir: str | Path) -> dict | None:
         detail += f", trained - base {pair['mean_difference']:+.3f} [{pair['ci_low']:+.3f}, {pair['ci_high']:+.3f}]"
     if pair.get("n_queries"):
         detail += f" on {pair['n_queries']} queries"
-    return {"verdict": dev["verdict"], "saved": dev.get("saved_weights", "trained"), "detail": detail}
+    return {"verdict": dev["verdict"], "saved": dev.get("saved_weights", "trained"), "metric": metric,
+            "trained_vs_base": pair if isinstance(pair, dict) and pair else None, "detail": detail}
 
 
 def stored_fusion_first_stage(run_dir: str | Path) -> dict | None:

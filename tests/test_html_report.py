@@ -1,5 +1,12 @@
-"""main.py's report.html: written beside metrics.csv, self-contained, and working in a real browser (Chromium)."""
+"""main.py's report.html: written beside metrics.csv, self-contained, and working in a real browser (Chromium).
 
+The evaluation here is of a run whose dev_metrics.json records the issue #34 case: "gain" on a trained-minus-base
+interval that crosses zero. The console, metrics.json and the page must say "within noise", mark the run's
+training file in-sample on every table, and open the query browser on the fine-tuned reranker.
+"""
+
+import html
+import json
 import re
 import shutil
 import warnings
@@ -14,6 +21,9 @@ from reranker_kit.reports.html_report import query_change, reciprocal_rank, rend
 from conftest import run_script
 
 CHROMIUM = Path("/usr/bin/chromium")
+# The dev interval of issue #34: +0.178 on 19 queries, [-0.037, +0.392]; the run wrote "verdict: gain" beside it.
+ISSUE_TRAINED_VS_BASE = {"n_queries": 19, "mean_a": 0.61, "mean_b": 0.43, "mean_difference": 0.178,
+                         "standard_error": 0.1, "ci_low": -0.037, "ci_high": 0.392, "p_value": 0.11, "significant": False}
 # The flags a closed network needs (/work/.library/env/machines/python.md): no background connections.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -33,7 +43,10 @@ def main_report(small_data, trained_run, tmp_path_factory):
     run_dir, _ = trained_run
     workdir = tmp_path_factory.mktemp("html")
     runs_root = workdir / "outputs"
-    shutil.copytree(run_dir, runs_root / run_dir.name)
+    copied = shutil.copytree(run_dir, runs_root / run_dir.name)
+    dev = json.loads((copied / "dev_metrics.json").read_text(encoding="utf-8"))
+    dev.update(verdict="gain", saved_weights="fine-tuned", trained_vs_base=ISSUE_TRAINED_VS_BASE)
+    (copied / "dev_metrics.json").write_text(json.dumps(dev), encoding="utf-8")
     result = run_script("main.py", "--corpus_csv", str(small_data["corpus"]), "--eval_xlsx", str(small_data["train"]),
                         "--eval_xlsx", str(small_data["test"]), "--top_n", "5", "--max_length", "96", "--runs_root",
                         str(runs_root), "--report_dir", str(workdir / "report"), cwd=workdir)
@@ -46,6 +59,49 @@ def test_main_shows_progress_while_scoring(main_report):
     assert re.search(r"INFO main: fine_tuned: reranking train \(\d+ pairs\)", result.stderr)
     assert re.search(r"reranking: +\d+%\|.*\| \d+/\d+ \[", result.stderr)  # The tqdm bar, on stderr.
     assert "reranking:" not in result.stdout and "=== train" in result.stdout
+
+
+def test_main_reads_the_runs_verdict_by_its_interval(main_report):
+    """The run recorded "gain" on an interval that crosses zero: main.py says what was kept and that it is noise."""
+    report_dir, result = main_report
+    assert "verdict gain" not in result.stderr and "verdict: gain" not in result.stderr
+    assert "verdict within noise: the run kept the fine-tuned weights; trained - base dev mrr@5 +0.178 [-0.037, " \
+           "+0.392] on its 19 dev queries (the interval covers 0: not a measured gain)" in result.stderr
+    verdict_block = result.stdout[result.stdout.index("=== verdict:"):]
+    assert "verdict within noise: the run kept the fine-tuned weights" in verdict_block
+    report = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
+    assert report["verdict"]["run"]["verdict"] == report["verdict"]["run"]["finding"] == "within noise"
+    for statement in report["verdict"]["statements"]:  # main.py's own: "gain" only above an interval excluding 0.
+        row = next(row for row in report["comparisons"] if (row["dataset"], row["a"], row["b"], row["metric"]) == (
+            statement["dataset"], statement["a"], statement["b"], statement["metric"]))
+        assert (statement["finding"] == "gain") == (row["significant"] and row["ci_low"] > 0)
+
+
+def test_every_table_of_the_runs_training_file_is_marked_in_sample(main_report, trained_run):
+    report_dir, result = main_report
+    info = json.loads((trained_run[0] / "training_info.json").read_text(encoding="utf-8"))
+    report = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
+    train = report["training_overlap"]["train"]
+    assert train["in_sample"] and train["is_training_file"] and train["exact"]
+    assert train["dev_queries"] > 0 and train["training_queries"] + train["dev_queries"] == train["queries"]
+    # Rows, not distinct queries: a repeated query counts on each of its rows.
+    assert train["training_queries"] >= info["data"]["train_queries"] and train["dev_queries"] >= info["data"][
+        "dev_queries"]
+    tag = f"[in-sample: the fine-tuned run trained on {train['training_queries']} of these {train['queries']} queries]"
+    # Console: the metrics, difficulty and paired-difference tables of the training file, each with the tag.
+    headings = re.findall(r"^=== (train[^=]*) ===\n(.*)$", result.stdout, re.MULTILINE)
+    assert [title for title, _ in headings] == [f"train ({train['queries']} queries)", "train by difficulty",
+                                                "train: paired differences (a - b)"]
+    assert all(line == tag for _, line in headings)
+    # JSON and CSV: every row of the file says how many of its queries were trained on.
+    rows = [row for row in report["runs"] + report["by_difficulty"] if row["dataset"] == "train"]
+    assert {row["training_queries"] for row in report["runs"] if row["dataset"] == "train"} == {
+        train["training_queries"]}
+    assert all(0 <= row["training_queries"] <= row["queries"] for row in rows)
+    assert all(row["in_sample"] for row in report["comparisons"] if row["dataset"] == "train")
+    assert "training_queries" in (report_dir / "metrics.csv").read_text(encoding="utf-8").splitlines()[0]
+    page = (report_dir / "report.html").read_text(encoding="utf-8")
+    assert page.count(html.escape(tag)) == 6  # The section, its three tables, the chart and the query list.
 
 
 def test_report_html_sits_beside_metrics_csv_and_needs_nothing_from_outside(main_report):
@@ -120,6 +176,61 @@ def test_report_renders_in_chromium_and_the_hurt_filter_shows_exactly_the_hurt_q
     assert section.locator('button[data-filter="hurt"] .count').inner_text() == str(len(expected))
     assert section.locator(".shown").inner_text() == str(len(expected))
     assert errors == []
+
+
+def test_the_page_opens_on_the_verdict_every_table_has_a_heading_and_a_key(main_report, browser):
+    report_dir, _ = main_report
+    page = browser.new_page()
+    page.goto((report_dir / "report.html").as_uri())
+    verdict = page.locator("#verdict")
+    assert verdict.locator("h2").inner_text() == "Verdict"
+    assert "gain only where the 95% paired interval excludes 0" in verdict.locator(".key").inner_text()
+    assert "verdict within noise: the run kept the fine-tuned weights" in verdict.locator("li").first.inner_text()
+    assert "train is the run's training file" in verdict.inner_text()
+    # Every table of every file: a heading right above it and a one-line key between them.
+    tables = page.locator("section.dataset table.metrics")
+    assert tables.count() == 6  # Metrics, by difficulty and paired differences, for train and for test.
+    pairs = tables.evaluate_all("""tables => tables.map(table => {
+        const key = table.previousElementSibling, heading = key && key.previousElementSibling;
+        return [heading && heading.tagName, heading && heading.innerText, key && key.className, key && key.innerText];
+    })""")
+    assert [(tag, key_class) for tag, _, key_class, _ in pairs] == [("H3", "key")] * 6
+    differences = [(heading, key) for _, heading, _, key in pairs if heading.startswith("Paired differences")]
+    assert len(differences) == 2
+    for heading, key in differences:
+        assert heading.startswith("Paired differences (a − b)")
+        assert key.startswith("a - b: ranker a's mean minus ranker b's on the same queries")
+        assert "* marks a difference significant at 0.05" in key
+    train = page.locator("section.dataset", has=page.locator("h2", has_text="train ("))
+    assert train.locator("h3 .in-sample").count() == 5 and train.locator("h2 .in-sample").count() == 1
+
+
+def test_the_query_browser_opens_on_the_fine_tuned_reranker(main_report, browser):
+    report_dir, _ = main_report
+    page = browser.new_page()
+    page.goto((report_dir / "report.html").as_uri())
+    for section in page.locator("section.dataset").all():
+        chosen = section.locator("select.ranker")
+        assert chosen.evaluate("select => select.options[select.selectedIndex].text") == "fine_tuned"
+        assert section.locator("li.selected").first.inner_text().split(" by ")[1].startswith("fine_tuned:")
+
+
+def test_an_untrained_pretrained_row_is_labelled_so_on_the_page(browser, tmp_path):
+    corpus = {doc_id: f"tài liệu số {doc_id}" for doc_id in range(1, 4)}
+    queries = [Query(qid="q0", text="câu hỏi", relevant_ids=(2,), answer="", difficulty=1, source="t.xlsx", row=2)]
+    rankings = {(name, "test"): {"q0": [1, 2, 3]} for name in ("first_stage", "pretrained", "fine_tuned")}
+    report = {"k": [3], "retriever": "bm25", "top_n": 3, "fine_tuned_reranker": "run", "pretrained_reranker": "base",
+              "fusion_weight": None, "by_difficulty": [], "labels": {"pretrained": "pretrained (untrained head)"},
+              "runs": [{"name": name, "dataset": "test", "queries": 1, "difficulty": None,
+                        "metrics": {"hit@3": 1.0, "mrr@3": 0.5}} for name in ("first_stage", "pretrained", "fine_tuned")]}
+    path = tmp_path / "report.html"
+    path.write_text(render_html_report(report, {"test": queries}, rankings, corpus, charts={}), encoding="utf-8")
+    page = browser.new_page()
+    page.goto(path.as_uri())
+    assert page.locator("table.metrics thead th").all_inner_texts()[1:] == ["first_stage", "pretrained (untrained head)",
+                                                                            "fine_tuned"]
+    assert page.locator("select.ranker option").all_inner_texts() == ["pretrained (untrained head)", "fine_tuned"]
+    assert page.locator("select.ranker").input_value() == "1"
 
 
 def test_filter_and_sort_on_a_report_with_known_changes(browser, tmp_path):

@@ -24,6 +24,7 @@ class BenchmarkSettings:
     max_length: int
     runs_root: str
     report_dir: str | None
+    overwrite_report: bool  # Replace the earlier report in --report_dir (it may hold nothing else).
     output_json: str | None
 
     @classmethod

@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_length", type=int, default=512, help="Token budget of a (query, document) pair.")
     parser.add_argument("--runs_root", type=str, default="outputs", help="Where fine-tuned runs are looked for.")
     parser.add_argument("--report_dir", type=str, default=None,
-                        help="Where tables and the chart go; default: <runs_root>/eval-YYYYMMDD-HHMMSS.")
+                        help="Where tables and the chart go: a new or empty folder; default: "
+                             "<runs_root>/eval-YYYYMMDD-HHMMSS.")
+    parser.add_argument("--overwrite_report", action="store_true",
+                        help="Let --report_dir be an earlier evaluation's folder: its report (charts included) is "
+                             "replaced. A folder holding anything main.py did not write is still refused.")
     parser.add_argument("--output_json", type=str, default=None,
                         help="Also write the JSON report here (default: metrics.json in --report_dir).")
     return parser
@@ -73,6 +77,9 @@ def refuse_unused_flags(args, parser) -> None:
     if "fusion_method" in given and (args.fusion_weight == "none" or args.reranker == "none"):
         parser.error("--fusion_method only matters for the fused row, which --fusion_weight none / --reranker none "
                      "turn off: drop --fusion_method")
+    if args.overwrite_report and args.report_dir is None:
+        parser.error("--overwrite_report replaces the report in --report_dir, and without it every evaluation gets a new "
+                     "eval-* folder: add --report_dir, or drop --overwrite_report")
     if "embedding_model" in given and args.retriever not in EMBEDDING_METHODS and not args.candidates:
         parser.error(f"--embedding_model is used by --retriever dense or hybrid, not {args.retriever}: add "
                      "--retriever hybrid (or dense), or drop --embedding_model")

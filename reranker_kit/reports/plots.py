@@ -32,22 +32,35 @@ def plot_training_curves(log_history: list[dict], baseline: dict | None, metric:
     plt.close(figure)
 
 
-def plot_metrics_by_k(table, ks, dataset: str, path: Path) -> None:
-    """One panel per metric, one line per ranker, k on the x axis."""
+def metrics_by_k_figure(table, ks, dataset: str, labels: dict[str, str] | None = None, tag: str | None = None):
+    """One panel per metric, one line per ranker: the mean over the file's queries (y) at each cut-off k (x).
+
+    `labels` renames rankers in the legend; `tag` (the file's in-sample mark) joins the title.
+    """
     metrics = list(dict.fromkeys(key.split("@")[0] for key in table.index))
     columns = 3
     rows = (len(metrics) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
     for axis, metric in zip(axes.flat, metrics):
         for ranker in table.columns:
-            axis.plot(ks, [table.loc[f"{metric}@{k}", ranker] for k in ks], marker="o", label=ranker)
+            axis.plot(ks, [table.loc[f"{metric}@{k}", ranker] for k in ks], marker="o",
+                      label=(labels or {}).get(ranker, ranker))
         axis.set_title(metric)
+        axis.set_xlabel("cut-off k")
+        axis.set_ylabel(f"mean {metric}@k")
         axis.set_xticks(ks)
         axis.set_ylim(0, 1.05)
     for axis in list(axes.flat)[len(metrics):]:
         axis.axis("off")
     axes.flat[0].legend(fontsize=8)
-    figure.suptitle(f"{dataset}: metrics by k")
+    figure.suptitle(f"{dataset}: metrics by k (mean over queries, higher is better)" + (f"\n[{tag}]" if tag else ""))
     figure.tight_layout()
+    return figure
+
+
+def plot_metrics_by_k(table, ks, dataset: str, path: Path, labels: dict[str, str] | None = None,
+                      tag: str | None = None) -> None:
+    """Writes `metrics_by_k_figure` as a PNG."""
+    figure = metrics_by_k_figure(table, ks, dataset, labels, tag)
     figure.savefig(path, dpi=110)
     plt.close(figure)

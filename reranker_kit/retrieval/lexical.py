@@ -5,6 +5,7 @@ variant fed the kit's own analyzer; TF-IDF queries are scored as sparse products
 Only each query's top k is kept, so memory grows with the corpus, never with queries times documents.
 """
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,6 +43,8 @@ class LexicalIndex:
         else:
             import bm25s
 
+            # bm25s sets its own logger to DEBUG on import, past the scripts' INFO level: let the root level decide.
+            logging.getLogger("bm25s").setLevel(logging.NOTSET)
             self._bm25 = bm25s.BM25(method="lucene", k1=k1, b=b)
             self._bm25.index([analyze(text) for text in documents], show_progress=False)
 
