@@ -44,6 +44,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 METRICS = ("hit", "mrr", "ndcg", "recall")
 KS = (3, 5, 7, 20)
 FIXED_WEIGHTS = (0.3, 0.5, 0.7)
+GRID = tuple(step / 10 for step in range(11))
 SHOWN = ("hit@3", "mrr@3", "mrr@5", "ndcg@5", "recall@20")
 logger = logging.getLogger("two_stage_cv")
 
@@ -92,14 +93,17 @@ def evaluate_fold(corpus, held_out, base_model: str, embedder_run: Path, reranke
              for name, model in (("base", base_model), ("fine_tuned", str(embedder_run)))}
     rows = {"bm25": measured(rankings_of(bm25, held_out, doc_ids, depth))}
     weights = {}
+    by_weight = {}
     for name, scores in dense.items():
         rows[f"dense_{name}"] = measured(rankings_of(scores, held_out, doc_ids, depth))
         chosen = stored_hybrid_weight(embedder_run, "run" if name == "fine_tuned" else "base")
         weights[f"hybrid_{name}"] = chosen
         rows[f"hybrid_{name}_rule"] = measured(rankings_of(hybrid_scores(bm25, scores, chosen), held_out, doc_ids, depth))
+        # Every weight of the grid, so the summary can choose one on the other folds (the pooled rule).
+        by_weight[name] = {f"{weight:.1f}": measured(rankings_of(hybrid_scores(bm25, scores, weight), held_out,
+                                                                 doc_ids, depth)) for weight in GRID}
         for weight in FIXED_WEIGHTS:
-            rows[f"hybrid_{name}_w{weight}"] = measured(rankings_of(hybrid_scores(bm25, scores, weight), held_out,
-                                                                    doc_ids, depth))
+            rows[f"hybrid_{name}_w{weight}"] = by_weight[name][f"{weight:.1f}"]
     # The reranker behind the fine-tuned hybrid at the rule's weight, top 20, as main.py --retriever hybrid ranks.
     first_stage = hybrid_scores(bm25, dense["fine_tuned"], weights["hybrid_fine_tuned"])
     positions, top_scores = select_top_k(first_stage, 20)
@@ -113,7 +117,7 @@ def evaluate_fold(corpus, held_out, base_model: str, embedder_run: Path, reranke
         method, weight = fusion
         weights["fused"] = f"{method}:{weight:.1f}"
         rows["fused"] = measured(rank(fused_scores(candidates, scores, weight, method), candidates))
-    return {"rows": rows, "weights": weights}
+    return {"rows": rows, "weights": weights, "by_weight": by_weight}
 
 
 def run_max_length(run_dir: Path) -> int:
@@ -149,7 +153,23 @@ def run_fold(fold: int, train_queries, held_out, corpus, settings, workdir: Path
     return result
 
 
+def add_pooled_rule(results: list[dict]) -> None:
+    """Each fold's hybrid at the weight the kit's guarded rule picks on the *other* folds' held-out queries, pooled."""
+    from reranker_kit.fusion import choose_fusion
+
+    for name in ("base", "fine_tuned"):
+        for fold in results:
+            others = [other for other in results if other is not fold]
+            pooled = {f"minmax:{key}": {f"{other['fold']}/{qid}": values for other in others
+                                        for qid, values in other["by_weight"][name][key].items()}
+                      for key in fold["by_weight"][name]}
+            choice = choose_fusion(pooled, "mrr@5", ks=(3, 5, 7))
+            fold["weights"][f"hybrid_{name}_pooled"] = choice.weight
+            fold["rows"][f"hybrid_{name}_pooled"] = fold["by_weight"][name][f"{choice.weight:.1f}"]
+
+
 def summarize(results: list[dict]) -> str:
+    add_pooled_rule(results)
     rows = list(results[0]["rows"])
     lines = ["| row | " + " | ".join(f"{m} mean ± sd over folds" for m in SHOWN) + " | mrr@3 − BM25 [95% CI] p | "
              "hit@3 − BM25 [95% CI] p | worst fold hit@3 − BM25 (queries) |",

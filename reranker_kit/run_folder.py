@@ -5,15 +5,13 @@ last, atomically, after the model, tokenizer and metrics are on disk, so a run t
 killed (even in the middle of saving) is never taken for a finished model.
 """
 
-import json
 import logging
 import re
 import shutil
 from datetime import datetime
 from pathlib import Path
 
-from reranker_kit.basics.errors import CheckpointError, KitError
-from reranker_kit.basics.files import check_writable_folder, write_json_atomic
+from reranker_kit.basics.files import DamagedFile, read_json_object, write_json_atomic
 from reranker_kit.basics.model_files import weights_problem
 from reranker_kit.fusion import FUSION_METHODS
 
@@ -120,21 +118,18 @@ def unusable_run_problem(path: str | Path) -> str | None:
     path = Path(path)
     if path.is_dir() and path.name.startswith(RUN_PREFIX) and not is_complete(path):
         return (f"{path} is an unfinished run (no {COMPLETION_MARKER}); pick a finished run or one of its "
-                "checkpoint-N folders, or resume it with --resume_from_checkpoint latest")
+                "checkpoint-N folders, or resume it with `resume_from_checkpoint` latest")
     problem = run_info_problem(path) if path.is_dir() else None
     return f"{path}: {problem}; train that run again, or pick another run" if problem else None
 
 
 def run_info_problem(run_dir: str | Path) -> str | None:
     """What is wrong with a run's training_info.json, or None when it is absent or a JSON object."""
-    path = Path(run_dir) / COMPLETION_MARKER
-    if not path.is_file():
-        return None
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
-        return f"{path} does not parse ({problem})"
-    return None if isinstance(info, dict) else f"{path} holds no JSON object"
+        read_json_object(Path(run_dir) / COMPLETION_MARKER)
+    except DamagedFile as problem:
+        return str(problem)
+    return None
 
 
 def newest_unfinished_run_with_checkpoint(runs_root: str | Path, prefix: str = RUN_PREFIX) -> Path | None:
@@ -150,63 +145,10 @@ def newest_unfinished_run_with_checkpoint(runs_root: str | Path, prefix: str = R
     return max(unfinished, key=lambda path: saved[path][-1].stat().st_mtime, default=None)  # Ties: newest name.
 
 
-def locate_run_dir(runs_root: str | Path, output_dir: str | None, resume_from_checkpoint: str | None,
-                   prefix: str = RUN_PREFIX) -> tuple[Path, Path | None]:
-    """The run folder (--output_dir, or a new <prefix>* folder) and, when resuming, the checkpoint to resume from.
-
-    A new run always gets a folder of its own; resuming writes into the interrupted run's folder.
-    """
-    if resume_from_checkpoint is None:
-        return new_run_dir(runs_root, output_dir, prefix), None
-    if resume_from_checkpoint == "latest":
-        run_dir = Path(output_dir) if output_dir is not None else newest_unfinished_run_with_checkpoint(runs_root, prefix)
-        if run_dir is None:
-            raise CheckpointError(f"--resume_from_checkpoint latest: no unfinished run with a checkpoint under "
-                                  f"{runs_root}; start a new run instead")
-        found = checkpoints(run_dir)
-        if not found:
-            raise CheckpointError(f"--resume_from_checkpoint latest: {run_dir} holds no checkpoint-N folder; "
-                                  "start a new run instead")
-        checkpoint = found[-1]
-    else:
-        checkpoint = Path(resume_from_checkpoint)
-        if not is_checkpoint(checkpoint):
-            raise CheckpointError(
-                f"--resume_from_checkpoint {checkpoint} is not a Trainer checkpoint (a checkpoint-N folder with "
-                "trainer_state.json, config.json and the weights). To start from a model's weights only, pass it "
-                "as --base_model instead.")
-        run_dir = checkpoint.parent
-        if output_dir is not None and Path(output_dir).resolve() != run_dir.resolve():
-            raise CheckpointError(f"--output_dir {output_dir} differs from the folder of the checkpoint "
-                                  f"({run_dir}); drop --output_dir, a resumed run continues in its own folder")
-    if is_complete(run_dir):
-        raise CheckpointError(f"{run_dir} finished already; to train further, start a new run with "
-                              f"--base_model {run_dir}")
-    return run_dir, checkpoint
-
-
-def new_run_dir(runs_root: str | Path, output_dir: str | None, prefix: str = RUN_PREFIX) -> Path:
-    """A new <prefix>* folder under --runs_root, or the --output_dir given, which must be new or empty."""
-    if output_dir is None:
-        check_writable_folder(runs_root, "--runs_root")
-        return create_run_dir(runs_root, prefix=prefix)
-    run_dir = Path(output_dir)
-    check_writable_folder(run_dir, "--output_dir")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        cut = checkpoint_folders(run_dir)
-        if cut and not checkpoints(run_dir):
-            raise KitError(f"--output_dir {run_dir} holds an unfinished run: {describe_incomplete(cut[-1])}; "
-                           f"{resume_advice(run_dir)}, or give a new --output_dir")
-        raise KitError(f"--output_dir {run_dir} already holds files; give a new folder, or resume that run "
-                       "with --resume_from_checkpoint latest")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def newest_unfinished_cross_validation(runs_root: str | Path) -> Path | None:
+def newest_unfinished_cross_validation(runs_root: str | Path, prefix: str = CV_PREFIX) -> Path | None:
     """The newest cross-validation folder without its report that holds a fold checkpoint or a finished fold."""
     runs_root = Path(runs_root)
-    found = sorted(runs_root.glob(f"{CV_PREFIX}*"), reverse=True) if runs_root.is_dir() else []
+    found = sorted(runs_root.glob(f"{prefix}*"), reverse=True) if runs_root.is_dir() else []
     return next((path for path in found if path.is_dir() and not (path / CV_RESULTS_FILE).is_file()
                  and has_progress(path)), None)
 
@@ -214,7 +156,8 @@ def newest_unfinished_cross_validation(runs_root: str | Path) -> Path | None:
 def fold_of(run_dir: Path) -> tuple[Path, int] | None:
     """(the cross-validation folder, the fold number) when `run_dir` is a `fold-N` folder of one; else None."""
     match = FOLD_PATTERN.match(run_dir.name)
-    return (run_dir.parent, int(match.group(1))) if match and run_dir.parent.name.startswith(CV_PREFIX) else None
+    is_cv = run_dir.parent.name.startswith((CV_PREFIX, EMBEDDER_CV_PREFIX))
+    return (run_dir.parent, int(match.group(1))) if match and is_cv else None
 
 
 def checkpoint_folders(run_dir: str | Path) -> list[Path]:
@@ -259,14 +202,14 @@ def resume_advice(run_dir: Path) -> str:
     """What to do with an unfinished run: resume from its last complete checkpoint, or delete it."""
     found = checkpoints(run_dir)
     if found:
-        return f"resume from its last complete checkpoint with --resume_from_checkpoint {found[-1]} (or latest)"
+        return f"resume from its last complete checkpoint with `resume_from_checkpoint` {found[-1]} (or latest)"
     return (f"{run_dir} has no complete checkpoint to resume from: delete the folder {run_dir} and start a new "
             "run")
 
 
 def checkpoint_steps(checkpoint: Path) -> tuple[int, int]:
     """(the step a checkpoint was saved at, the step its run was to stop at), from its trainer_state.json."""
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    state = read_json_object(Path(checkpoint) / "trainer_state.json", missing={})
     return int(state["global_step"]), int(state["max_steps"])
 
 
@@ -278,7 +221,7 @@ def has_progress(folder: Path) -> bool:
 def discard_unstarted_run(folder: Path, keep_folder: bool) -> bool:
     """Removes what a run wrote before its first checkpoint; True when something was removed.
 
-    `keep_folder` keeps the folder itself (one the user named with --output_dir), emptied.
+    `keep_folder` keeps the folder itself (one the user named as `output_dir`), emptied.
     """
     if not folder.is_dir() or has_progress(folder):
         return False
@@ -294,13 +237,21 @@ def discard_unstarted_run(folder: Path, keep_folder: bool) -> bool:
 
 
 def read_run_info(run_dir: str | Path) -> dict | None:
-    """A finished run's training_info.json, or None for a folder that is not one of our runs."""
-    path = Path(run_dir) / COMPLETION_MARKER
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """A finished run's training_info.json, or None for a folder that is not one of our runs (or a damaged one)."""
+    try:
+        return read_json_object(Path(run_dir) / COMPLETION_MARKER)
+    except DamagedFile:
+        return None
+
+
+def run_kind(run_dir: str | Path) -> str | None:
+    """"reranker" or "embedder" for a finished run (runs before the shared core recorded only "embedder")."""
+    info = read_run_info(run_dir)
+    return None if info is None else info.get("kind", "reranker")
 
 
 def base_model_name(run_dir: str | Path) -> str | None:
-    """The --base_model a finished run started from."""
+    """The `base_model` a finished run started from."""
     info = read_run_info(run_dir)
     return (info.get("base_model") or {}).get("name") if info else None
 
@@ -321,33 +272,34 @@ def stored_fusion(run_dir: str | Path) -> tuple[str, float] | None:
     method is ignored with a warning naming the file: a broken file must never steer the ranking.
     """
     path = Path(run_dir) / FUSION_FILE
-    if not path.is_file():
-        return None
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored = read_json_object(path)
+        if stored is None:
+            return None
         method, weight = stored.get("method", "minmax"), stored["weight"]  # Files before "method" used min-max.
         valid = method in FUSION_METHODS and not isinstance(weight, bool) and 0.0 <= float(weight) <= 1.0
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+    except (DamagedFile, KeyError, TypeError, ValueError):
         valid = False
     if not valid:
         logger.warning("ignoring %s: not a fusion choice this kit wrote (it needs \"weight\" in [0, 1] and a "
-                       "\"method\" among %s); no fused row unless --fusion_weight is given", path, FUSION_METHODS)
+                       "\"method\" among %s); no fused row unless `fusion_weight` is given", path, FUSION_METHODS)
         return None
     return method, float(weight)
 
 
 def stored_verdict(run_dir: str | Path) -> dict | None:
-    """{"verdict", "saved", "metric", "trained_vs_base", "detail"}: the run's choice between its trained weights and
-    its base on the dev queries (dev_metrics.json); `trained_vs_base` is the paired comparison it recorded, or None.
+    """{"verdict", "saved", "metric", "trained_vs_base", "detail"}: what the run's dev queries said of its weights
+    against its base (dev_metrics.json, `finetune.verdict`'s words; older runs' "no gain" and embedder words read as
+    they are); `trained_vs_base` is the paired comparison it recorded, or None.
 
     None for runs written before the verdict existed, or when the file does not parse. Any recorded word is
     passed on: main.py reads the kept weights and the interval, not the word (benchmark.verdicts).
     """
     try:
-        dev = json.loads((Path(run_dir) / DEV_METRICS_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        dev = read_json_object(Path(run_dir) / DEV_METRICS_FILE)
+    except DamagedFile:
         return None
-    if not isinstance(dev, dict) or not isinstance(dev.get("verdict"), str):
+    if not dev or not isinstance(dev.get("verdict"), str):
         return None
     metric = dev.get("metric_for_best_model", "mrr@5")
     pair = dev.get("trained_vs_base") or {}
@@ -357,17 +309,18 @@ def stored_verdict(run_dir: str | Path) -> dict | None:
         detail += f", trained - base {pair['mean_difference']:+.3f} [{pair['ci_low']:+.3f}, {pair['ci_high']:+.3f}]"
     if pair.get("n_queries"):
         detail += f" on {pair['n_queries']} queries"
-    return {"verdict": dev["verdict"], "saved": dev.get("saved_weights", "trained"), "metric": metric,
+    saved = dev.get("saved_weights") or {"base_kept": "base"}.get(dev["verdict"], "trained")
+    return {"verdict": dev["verdict"], "saved": saved, "metric": metric,
             "trained_vs_base": pair if isinstance(pair, dict) and pair else None, "detail": detail}
 
 
 def stored_fusion_first_stage(run_dir: str | Path) -> dict | None:
     """fusion.json's record of its dev candidates (`fusion_first_stage`); None when it has none."""
     try:
-        stored = json.loads((Path(run_dir) / FUSION_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        stored = read_json_object(Path(run_dir) / FUSION_FILE)
+    except DamagedFile:
         return None
-    if not isinstance(stored, dict) or not isinstance(stored.get("retriever"), str):
+    if not stored or not isinstance(stored.get("retriever"), str):
         return None
     return {key: stored[key] for key in ("retriever", "top_n", "expanded_documents", "embedding_model") if key in stored}
 
@@ -406,12 +359,13 @@ def stored_hybrid_weight(run_dir: str | Path, encoder: str = "run") -> float | N
     the fixed weight.
     """
     path = Path(run_dir) / HYBRID_FILE
-    if not path.is_file():
-        return None
     try:
-        weight = json.loads(path.read_text(encoding="utf-8"))["dense_weight"][encoder]
+        stored = read_json_object(path)
+        if stored is None:
+            return None
+        weight = stored["dense_weight"][encoder]
         valid = not isinstance(weight, bool) and 0.0 <= float(weight) <= 1.0
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (DamagedFile, KeyError, TypeError, ValueError):
         valid = False
     if not valid:
         logger.warning("ignoring %s: no dense weight in [0, 1] for the %s encoder; the hybrid uses its fixed weight",

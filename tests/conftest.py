@@ -70,7 +70,9 @@ QUICK = ["--max_seq_length", "96", "--batch_size", "8", "--gradient_accumulation
          "--save_steps", "2", "--dev_top_n", "5", "--logging_steps", "1", "--eval_batch_size", "64"]
 
 
-CPU_RECIPE = CPU_QUICK_START  # README's quick start, about 10 minutes on 2 cores.
+CPU_RECIPE = CPU_QUICK_START  # README's quick start.
+# The flags of the session's finished reranker run.
+TRAINED_RERANKER = ["--base_model", "bundled-minilm", "--max_steps", "4", *QUICK, "--keep_checkpoints"]
 
 
 def data_flags(small_data):
@@ -79,10 +81,26 @@ def data_flags(small_data):
 
 @pytest.fixture(scope="session")
 def trained_run(small_data, tmp_path_factory):
-    """One finished bundled-model run, shared by the tests that read its outputs."""
+    """One finished bundled-model run, shared by the tests that read its outputs (checkpoints kept: tests
+    cut copies of it into interrupted runs)."""
     workdir = tmp_path_factory.mktemp("trained")
-    result = run_script("fine_tune_reranker.py", *data_flags(small_data), "--base_model", "bundled-minilm",
-                        "--max_steps", "4", *QUICK, cwd=workdir)
+    result = run_script("fine_tune_reranker.py", *data_flags(small_data), *TRAINED_RERANKER, cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (workdir / "outputs").glob("reranker-finetuned-*")
+    return run_dir, result
+
+
+# The embedder's small settings, and the flags of the session's finished embedder run.
+QUICK_EMBEDDER = ["--base_model", "bundled-minilm", "--max_seq_length", "64", "--batch_size", "8", "--eval_steps", "2",
+                  "--save_steps", "2", "--logging_steps", "1"]
+TRAINED_EMBEDDER = [*QUICK_EMBEDDER, "--max_steps", "4", "--keep_checkpoints"]
+
+
+@pytest.fixture(scope="session")
+def embedder_run(small_data, tmp_path_factory):
+    """One finished embedder run, shared by the tests that read its outputs (checkpoints kept)."""
+    workdir = tmp_path_factory.mktemp("embedder")
+    result = run_script("fine_tune_embedder.py", *data_flags(small_data), *TRAINED_EMBEDDER, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (workdir / "outputs").glob("embedder-finetuned-*")
     return run_dir, result

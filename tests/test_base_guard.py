@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from reranker_kit.finetune.verdict import GAIN, WITHIN_NOISE
 from reranker_kit.models.weight_ensembling import ALPHAS
 from reranker_kit.testing import XLMR_TINY_SHAPE, xlmr_classifier
-from reranker_kit.training.model_choice import GAIN, NO_GAIN, choose_weights
+from reranker_kit.training.model_choice import choose_weights
 
 from conftest import QUICK, data_flags, run_script
 
@@ -45,17 +46,27 @@ def scored_by_bias(gain_per_unit: float):
 def test_training_that_helps_keeps_trained_weights_and_says_gain():
     base, trained = tiny_pair(trained_bias=1.0)
     chosen, choice = choose_weights(scored_by_bias(0.5), base, trained, "mrr@5", weight_ensembling=True)
-    assert choice.alpha > 0 and choice.verdict == GAIN
+    assert choice.alpha > 0 and choice.verdict.verdict == GAIN
     assert chosen.classifier.out_proj.bias.item() == pytest.approx(choice.alpha)
     assert sorted(choice.dev_metrics_by_alpha) == sorted(f"{alpha:g}" for alpha in ALPHAS)
-    assert choice.trained_vs_base["significant"] and choice.trained_vs_base["n_queries"] == QUERIES
+    evidence = choice.verdict.trained_vs_base
+    assert evidence["significant"] and evidence["n_queries"] == QUERIES and evidence["ci_low"] > 0
 
 
-def test_training_that_cannot_help_keeps_the_base_and_says_no_gain():
+def test_training_that_cannot_help_keeps_the_base_and_says_within_noise():
     base, trained = tiny_pair(trained_bias=1.0)
     chosen, choice = choose_weights(scored_by_bias(0.0), base, trained, "mrr@5", weight_ensembling=True)
-    assert choice.alpha == 0.0 and choice.verdict == NO_GAIN and chosen is base
-    assert not choice.trained_vs_base["significant"]
+    assert choice.alpha == 0.0 and choice.verdict.verdict == WITHIN_NOISE and chosen is base
+    assert choice.verdict.saved == "base" and not choice.verdict.trained_vs_base["significant"]
+
+
+def test_a_base_without_a_trained_head_is_measured_but_never_kept():
+    """Keeping it would ship a random head: the trained weights are saved, and the verdict still compares."""
+    base, trained = tiny_pair(trained_bias=1.0)
+    chosen, choice = choose_weights(scored_by_bias(0.0), base, trained, "mrr@5", weight_ensembling=False,
+                                    base_head_trained=False)
+    assert choice.alpha == 1.0 and chosen is trained and choice.verdict.saved == "fine-tuned"
+    assert choice.verdict.verdict == WITHIN_NOISE and "no trained ranking head" in choice.rule
 
 
 def test_a_one_query_gain_is_within_the_noise_and_keeps_the_base():
@@ -69,32 +80,34 @@ def test_a_one_query_gain_is_within_the_noise_and_keeps_the_base():
         return {name: values for name in METRICS}
 
     _, choice = choose_weights(per_query, base, trained, "mrr@5", weight_ensembling=False)
-    assert choice.alpha == 0.0 and choice.verdict == NO_GAIN and not choice.weight_ensembling
+    assert choice.alpha == 0.0 and choice.verdict.verdict == WITHIN_NOISE and not choice.weight_ensembling
 
 
 def test_a_run_that_cannot_beat_its_base_saves_the_base_and_says_so_everywhere(trained_run, small_data, tmp_path):
-    """(a) A learning rate too small to move anything: verdict no gain, a = 0, the base's own scores."""
+    """(a) A learning rate too small to move anything: verdict within noise, a = 0, the base's own scores."""
     from rerank import Reranker
 
     base_run, _ = trained_run
     result = run_script("fine_tune_reranker.py", *data_flags(small_data), "--base_model", str(base_run), "--lr", "1e-12",
                         "--max_steps", "2", *QUICK, "--pseudo_queries_per_document", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "verdict: no gain" in result.stderr
+    assert "verdict: within noise" in result.stderr and "saved the base weights" in result.stderr
     (run_dir,) = (tmp_path / "outputs").glob("reranker-finetuned-*")
     dev = json.loads((run_dir / "dev_metrics.json").read_text())
     info = json.loads((run_dir / "training_info.json").read_text())
-    assert dev["verdict"] == "no gain" and info["weights"]["alpha"] == 0.0 and info["weights"]["weight_ensembling"]
+    assert dev["verdict"] == "within noise" and dev["saved_weights"] == "base"
+    assert info["weights"]["alpha"] == 0.0 and info["weights"]["weight_ensembling"]
     assert set(info["weights"]["dev_metrics_by_alpha"]) == {f"{alpha:g}" for alpha in ALPHAS}
     assert dev["mrr@5"] >= dev["baseline"]["mrr@5"] - 1e-9  # Never worse than the base on the dev queries.
-    assert "Verdict: no gain" in (run_dir / "README.md").read_text()
+    assert "Verdict: within noise" in (run_dir / "README.md").read_text()
     pairs = [("phí thành viên bao nhiêu", "Phí thành viên là 100.000 đồng mỗi kỳ."), ("lịch sinh hoạt", "Tối thứ sáu.")]
     np.testing.assert_allclose(Reranker(model_name=str(run_dir)).compute_score(pairs),
                                Reranker(model_name=str(base_run)).compute_score(pairs), atol=1e-5)
     shown = run_script("main.py", "--corpus_csv", str(small_data["corpus"]), "--eval_xlsx", str(small_data["test"]),
                        "--reranker", str(run_dir), "--pretrained_reranker", "none", "--top_n", "5", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr[-2000:]
-    assert "verdict no gain" in shown.stderr and "holds the base model's weights" in shown.stderr
+    assert "verdict within noise: the run kept the base weights" in shown.stderr
+    assert "so the fine_tuned row holds the base model's weights" in shown.stderr
     report = json.loads(next((tmp_path / "outputs").glob("eval-*/metrics.json")).read_text())
     assert {row["a"] for row in report["comparisons"]} >= {"fine_tuned"}
     assert all(row["n_queries"] == len(report["runs"][0]["metrics"]) or row["n_queries"] > 0

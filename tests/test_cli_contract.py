@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import pytest
 from safetensors.torch import load_file
 
-from conftest import QUICK, ROOT, data_flags, run_script
+from conftest import QUICK, ROOT, TRAINED_RERANKER, data_flags, run_script
 
-TRAINING_FLAGS = ["--base_model", "bundled-minilm", "--max_steps", "4", *QUICK]
+TRAINING_FLAGS = TRAINED_RERANKER
 
 
 def only_error_line(result: subprocess.CompletedProcess) -> str:
@@ -246,9 +246,9 @@ def test_a_ctrl_c_that_a_destructor_swallowed_still_stops_before_training(monkey
     """Python drops a KeyboardInterrupt raised inside `__del__`; the Ctrl-C must still end the run with 130."""
     import threading
 
-    from reranker_kit.basics import interrupts
+    from reranker_kit.basics import exits as interrupts
     from reranker_kit.commands import common
-    from reranker_kit.training.trainer import GracefulInterruptCallback
+    from reranker_kit.finetune.trainer import GracefulInterruptCallback
 
     class CollectedDuringTheCtrlC:
         def __del__(self):

@@ -10,12 +10,15 @@ import pandas as pd
 import pytest
 
 from reranker_kit.basics.errors import DataError
-from reranker_kit.commands import benchmark_flags, reranker_flags, train_embedder
+from reranker_kit.commands import benchmark_flags, train_embedder, train_reranker
+from reranker_kit.commands.settings_flags import settings_from_namespace
 from reranker_kit.data.loading import load_corpus, load_queries, same_text_groups
 from reranker_kit.data.splits import merge_duplicate_queries, query_key
+from reranker_kit.embedder.arguments import EmbedderSettings
+from reranker_kit.finetune.mining import MiningSettings, mine
+from reranker_kit.finetune.settings import NegativeSettings
 from reranker_kit.metrics import context_recall_at_k, evaluate_rankings
-from reranker_kit.training.config import NegativeSettings, TrainingConfig
-from reranker_kit.training.mining import MiningSettings, mine
+from reranker_kit.training.arguments import RerankerSettings
 
 from conftest import CORPUS_CSV, TEST_XLSX, TRAIN_XLSX, run_script, write_corpus, write_queries
 
@@ -80,11 +83,11 @@ def two_sheet_workbook(path, first="Draft", second="Final"):
 def test_two_sheets_with_the_columns_need_sheet(tmp_path):
     path = two_sheet_workbook(tmp_path / "q.xlsx")
     corpus = load_corpus(write_corpus(tmp_path / "c.csv", CORPUS))
-    with pytest.raises(DataError, match=r"q.xlsx: sheets \['Draft', 'Final'\] all have the columns .* Pass --sheet"):
+    with pytest.raises(DataError, match=r"q.xlsx: sheets \['Draft', 'Final'\] all have the columns .* Pass `sheet`"):
         load_queries(path, corpus)
     assert [query.text for query in load_queries(path, corpus, sheet="Final")] == ["CLB tuyển khi nào ạ?", "phí bao nhiêu"]
     assert [query.text for query in load_queries(path, corpus, sheet="Draft")] == ["bản nháp cũ"]
-    with pytest.raises(DataError, match=r"has no sheet 'Finl' \(--sheet\) and sheets \['Draft', 'Final'\]"):
+    with pytest.raises(DataError, match=r"has no sheet 'Finl' \(`sheet`\) and sheets \['Draft', 'Final'\]"):
         load_queries(path, corpus, sheet="Finl")
 
 
@@ -94,21 +97,21 @@ def test_sheet_names_a_sheet_without_the_columns_or_one_the_file_lacks(tmp_path,
         pd.DataFrame({"Ghi chú": ["x"]}).to_excel(writer, sheet_name="Notes", index=False)
         pd.DataFrame([query_row()]).to_excel(writer, sheet_name="Queries", index=False)
     corpus = load_corpus(write_corpus(tmp_path / "c.csv", CORPUS))
-    with pytest.raises(DataError, match=r"sheet 'Notes' \(--sheet\) lacks the column\(s\) \['Query', .*sheets with "
+    with pytest.raises(DataError, match=r"sheet 'Notes' \(`sheet`\) lacks the column\(s\) \['Query', .*sheets with "
                                         r"them all: \['Queries'\]"):
         load_queries(path, corpus, sheet="Notes")
     # One file of several may be the one with two sheets: --sheet leaves the others readable.
     caplog.set_level(logging.INFO, logger="reranker_kit.data.loading")
     assert len(load_queries(path, corpus, sheet="Final")) == 1
-    assert "no sheet 'Final' (--sheet); reading 'Queries'" in caplog.text
+    assert "no sheet 'Final' (`sheet`); reading 'Queries'" in caplog.text  # The scripts show it as --sheet.
 
 
 def test_sheet_is_a_flag_of_main_py_and_both_training_clis(tmp_path):
     assert benchmark_flags.build_parser().parse_args(["--sheet", "Final"]).sheet == "Final"
-    config = TrainingConfig.from_arguments(vars(reranker_flags.build_parser().parse_args(["--sheet", "Final"])))
-    assert config.data.sheet == "Final"
+    reranker_args = train_reranker.build_parser().parse_args(["--sheet", "Final"])
+    assert settings_from_namespace(RerankerSettings, reranker_args).data.sheet == "Final"
     embedder_args = train_embedder.build_parser().parse_args(["--sheet", "Final"])
-    assert train_embedder.settings_from_args(embedder_args).data.sheet == "Final"
+    assert settings_from_namespace(EmbedderSettings, embedder_args).data.sheet == "Final"
     corpus = write_corpus(tmp_path / "c.csv", CORPUS)
     queries = two_sheet_workbook(tmp_path / "q.xlsx")
     refused = main_py(tmp_path, corpus, "--eval_xlsx", str(queries))

@@ -5,11 +5,12 @@ import re
 
 import pytest
 
-from reranker_kit.commands import benchmark_flags, export, reranker_flags, serve
+from reranker_kit.commands import benchmark_flags, export, serve, settings_docs, train_embedder, train_reranker
 
 from conftest import ROOT
 
-PARSERS = {"fine_tune_reranker.py": reranker_flags.build_parser, "main.py": benchmark_flags.build_parser,
+PARSERS = {"fine_tune_reranker.py": train_reranker.build_parser, "fine_tune_embedder.py": train_embedder.build_parser,
+           "main.py": benchmark_flags.build_parser,
            "rerank.py export": export.build_parser, "rerank.py serve": serve.build_parser}
 
 
@@ -70,6 +71,15 @@ def test_every_flag_is_in_docs_with_its_default(script):
         if wanted is not None and not any(names_default(cell, wanted) for cell in rows[name]):
             problems.append(f"{script} {name}: docs give {rows[name]}, the parser's default is {wanted!r}")
     assert problems == []
+
+
+@pytest.mark.parametrize("page", sorted(settings_docs.TABLES))
+def test_the_training_flag_tables_are_the_ones_the_settings_generate(page):
+    """Each setting is defined once: the tables are generated from the fields (`python -m ...settings_docs`)."""
+    name, settings_class = settings_docs.TABLES[page]
+    path = ROOT / "docs" / page
+    assert path.read_text(encoding="utf-8") == settings_docs.rendered(path, name, settings_class), (
+        f"docs/{page} is out of date: run python -m reranker_kit.commands.settings_docs")
 
 
 def test_readme_is_short_and_links_every_docs_page():

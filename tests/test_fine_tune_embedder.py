@@ -10,22 +10,11 @@ from safetensors.torch import load_file
 from test_cli_contract import only_error_line
 from test_data_loading import bad_input_files
 
-from conftest import data_flags, run_script
+from reranker_kit.finetune.verdict import VERDICTS
 
-QUICK_EMBEDDER = ["--base_model", "bundled-minilm", "--max_seq_length", "64", "--batch_size", "8", "--eval_steps", "2",
-                  "--save_steps", "2", "--logging_steps", "1"]
+from conftest import QUICK_EMBEDDER, data_flags, run_script
+
 FIRST_STAGE_KEYS = {f"{metric}@{k}" for metric in ("hit", "mrr", "recall") for k in (3, 5, 7)} | {"recall@20"}
-
-
-@pytest.fixture(scope="session")
-def embedder_run(small_data, tmp_path_factory):
-    """One finished embedder run, shared by the tests that read its outputs."""
-    workdir = tmp_path_factory.mktemp("embedder")
-    result = run_script("fine_tune_embedder.py", *data_flags(small_data), *QUICK_EMBEDDER, "--max_steps", "4",
-                        cwd=workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (workdir / "outputs").glob("embedder-finetuned-*")
-    return run_dir, result
 
 
 def test_the_cli_writes_a_finished_run_with_every_output(embedder_run):
@@ -38,13 +27,14 @@ def test_the_cli_writes_a_finished_run_with_every_output(embedder_run):
     assert written[-1].name == "training_info.json"  # Last: it marks the run finished.
     info = json.loads((run_dir / "training_info.json").read_text())
     assert info["status"] == "complete" and info["kind"] == "embedder"
-    assert info["arguments"]["optimisation"]["max_steps"] == 4 and info["data"]["train_rows"] > 0
+    assert info["arguments"]["max_steps"] == 4 and info["data"]["train_rows"] > 0
     assert info["data"]["answer_queries"] == info["data"]["train_queries"] > 0
     dev = json.loads((run_dir / "dev_metrics.json").read_text())
-    assert dev["verdict"] in ("fine_tuned", "base_kept") and dev["metric_for_best_model"] == "recall@20"
+    assert dev["verdict"] in VERDICTS and dev["metric_for_best_model"] == "recall@20"
+    assert dev["saved_weights"] in ("base", "fine-tuned") and dev["trained_vs_base"]["n_queries"] == info["data"]["dev_queries"]
     for encoder in ("base", "fine_tuned"):
         assert FIRST_STAGE_KEYS <= set(dev[encoder]["dense"]) and FIRST_STAGE_KEYS <= set(dev[encoder]["hybrid"])
-    saved = dev["base" if dev["verdict"] == "base_kept" else "fine_tuned"]["dense"]
+    saved = dev["base" if dev["saved_weights"] == "base" else "fine_tuned"]["dense"]
     assert all(dev[key] == saved[key] for key in FIRST_STAGE_KEYS)
     hybrid = json.loads((run_dir / "hybrid.json").read_text())
     assert 0 <= hybrid["dense_weight"]["run"] <= 1 and hybrid["queries"] == info["data"]["dev_queries"]
@@ -67,7 +57,7 @@ def test_a_base_that_wins_is_the_saved_model(embedder_run):
     run_dir = embedder_run[0]
     dev = json.loads((run_dir / "dev_metrics.json").read_text())
     saved = load_file(run_dir / "model.safetensors")
-    reference_dir = bundled_model_path() if dev["verdict"] == "base_kept" else run_dir / "checkpoint-2"
+    reference_dir = bundled_model_path() if dev["saved_weights"] == "base" else run_dir / "checkpoint-2"
     reference = load_file(next(reference_dir.glob("model.safetensors")))
     key = "embeddings.word_embeddings.weight"
     assert np.allclose(saved[key].numpy(), reference[key].numpy())
@@ -75,7 +65,8 @@ def test_a_base_that_wins_is_the_saved_model(embedder_run):
 
 def test_resume_continues_the_interrupted_run_exactly(small_data, tmp_path):
     flags = [*data_flags(small_data), *QUICK_EMBEDDER, "--max_steps", "4", "--dev_ratio", "0", "--lr", "1e-4"]
-    whole = run_script("fine_tune_embedder.py", *flags, "--output_dir", str(tmp_path / "whole"), cwd=tmp_path)
+    whole = run_script("fine_tune_embedder.py", *flags, "--output_dir", str(tmp_path / "whole"), "--keep_checkpoints",
+                       cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
     cut = tmp_path / "cut"
     shutil.copytree(tmp_path / "whole", cut)
@@ -170,7 +161,7 @@ def test_cached_loss_and_gradient_checkpointing_train(small_data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs").glob("embedder-finetuned-*")
     info = json.loads((run_dir / "training_info.json").read_text())
-    assert info["verdict"] == "no_dev_queries" and info["arguments"]["optimisation"]["loss"] == "cached_mnrl"
+    assert info["verdict"] == "no dev queries" and info["arguments"]["loss"] == "cached_mnrl"
     losses = [entry["loss"] for entry in json.loads((run_dir / "trainer_state.json").read_text())["log_history"]
               if "loss" in entry]
     assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)

@@ -4,6 +4,7 @@ document expansion (never with an evaluated query), the user's own candidates fi
 import json
 import logging
 import os
+import re
 import shutil
 
 import numpy as np
@@ -11,13 +12,13 @@ import pytest
 
 from reranker_kit.basics.errors import DataError
 from reranker_kit.data.loading import Query
+from reranker_kit.finetune.false_negatives import TeacherJudge
+from reranker_kit.finetune.negatives import mine_training_groups
 from reranker_kit.retrieval import FirstStage, LexicalIndex
 from reranker_kit.retrieval.candidates_file import RankedListRetriever, candidates_from_file, read_candidates_file
 from reranker_kit.retrieval.dense import DenseIndex, EmbeddingCache, model_fingerprint
 from reranker_kit.retrieval.expansion import expanded_documents, queries_outside
 from reranker_kit.retrieval.hybrid import HybridIndex
-from reranker_kit.training.false_negatives import filter_false_negatives
-from reranker_kit.training.negatives import TrainingGroup
 
 from conftest import run_script, write_corpus, write_queries
 
@@ -153,13 +154,13 @@ def test_main_never_expands_with_an_evaluated_query(tmp_path):
 
 
 def test_training_expands_with_training_queries_only():
-    from reranker_kit.commands.train_reranker import parse_config
-    from reranker_kit.training.mining import MiningSettings, mine
+    from reranker_kit.commands.train_reranker import parse_settings_from
+    from reranker_kit.finetune.mining import MiningSettings, mine
 
     corpus = {1: "Phí thành viên một trăm nghìn", 2: "Lịch sinh hoạt tối thứ tư", 3: "Phòng lab ở tầng ba"}
     train = [query("đóng bao nhiêu", [1], 2, source="train.xlsx")]
     dev = [query("khi nào gặp nhau", [2], 3, source="train.xlsx")]
-    config = parse_config(["--expand_documents", "--dev_top_n", "1", "--hard_neg_top_k", "1"])
+    config = parse_settings_from(["--expand_documents", "--dev_top_n", "1", "--hard_neg_top_k", "1"])
     mined = mine(MiningSettings.of(config), corpus, train, train, dev)
     # Every document scores 0 for the dev query, so the first keeps its place; expanded with it, 2 would lead.
     assert mined.dev_candidates.ids == {"train.xlsx:3": [1]}
@@ -270,18 +271,40 @@ def test_main_runs_dense_and_hybrid_offline_and_names_the_first_stage(small_data
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
 
 
-def test_false_negatives_are_dropped_within_the_relative_margin():
-    groups = [TrainingGroup("q", 1, hard_negative_ids=(2, 3, 4), random_negative_ids=(5,))]
+def test_false_negatives_are_judged_within_the_relative_margin():
     corpus = {doc_id: f"doc {doc_id}" for doc_id in range(1, 6)}
     logits = {"doc 1": 2.0, "doc 2": 2.5, "doc 3": 1.9, "doc 4": -1.0}  # sigmoid: 0.881, 0.924, 0.870, 0.269
+    calls = []
 
     def score(pairs):
+        calls.append(len(pairs))
         return [logits[passage] for _, passage in pairs]
 
-    kept, dropped = filter_false_negatives(groups, corpus, score, margin=0.05)
-    # Kept only at most 0.95 x 0.881 = 0.837: documents 2 and 3 go, 4 stays; random negatives are untouched.
-    assert kept[0].hard_negative_ids == (4,) and kept[0].random_negative_ids == (5,) and dropped == 2
-    assert filter_false_negatives(groups, corpus, score, margin=0.0)[1] == 1  # Only the negative above the positive.
+    judge = TeacherJudge(corpus, score, margin=0.05)
+    # Kept only at most 0.95 x 0.881 = 0.837: documents 2 and 3 are judged relevant, 4 is a negative.
+    assert judge([("q", 1, 2), ("q", 1, 3), ("q", 1, 4)]) == [False, False, True]
+    assert judge([("q", 1, 4)]) == [True] and calls == [4]  # Every pair scored once, in one call.
+    assert TeacherJudge(corpus, score, margin=0.0)([("q", 1, 2), ("q", 1, 3)]) == [False, True]
+
+
+def test_the_filter_runs_before_sampling_so_a_group_keeps_the_count_asked_for():
+    """sentence-transformers' mine_hard_negatives filters first: a judged-out candidate gives way to the next."""
+    documents = ["phí thành viên một kỳ", "phí thành viên", "phí hội viên", "phí thi", "phí gửi xe", "lịch học"]
+    queries = [Query("q1", "phí thành viên", (1,), "", 1, "t.xlsx", 2)]
+    index, doc_ids = LexicalIndex(documents), [1, 2, 3, 4, 5, 6]
+    rejected = {2, 3}  # Likely relevant: the judge passes over them.
+
+    def judge(triples):
+        return [candidate not in rejected for _, _, candidate in triples]
+
+    plain, _ = mine_training_groups(queries, index, doc_ids, 2, 0, 5, seed=0)
+    groups, report = mine_training_groups(queries, index, doc_ids, 2, 0, 5, seed=0, judge=judge)
+    assert len(plain[0].hard_negative_ids) == 2
+    assert len(groups[0].hard_negative_ids) == 2 and not rejected & set(groups[0].hard_negative_ids)
+    assert report.false_negatives_dropped <= len(rejected) and not report.shortfalls
+    assert report.candidates_judged == report.false_negatives_dropped + 2  # Walked only as far as needed.
+    starved, short = mine_training_groups(queries, index, doc_ids, 4, 0, 3, seed=0, judge=judge)
+    assert len(starved[0].hard_negative_ids) == 1 and len(short.shortfalls) == 1  # Said, not hidden.
 
 
 def test_fine_tune_mines_with_hybrid_and_filters_false_negatives(small_data, trained_run, tmp_path):
@@ -300,10 +323,12 @@ def test_fine_tune_mines_with_hybrid_and_filters_false_negatives(small_data, tra
     assert info["arguments"]["hard_neg_method"] == "hybrid" and info["arguments"]["expand_documents"]
     assert json.loads((run_dir / "fusion.json").read_text())["retriever"] == "hybrid"
     pairs = info["pairs"]
-    # A 4-step teacher scores pairs nearly alike, so hard negatives land within the margin.
+    # A 4-step teacher scores pairs nearly alike, so hard candidates land within the margin. Judged before
+    # sampling, a group walks on through its pool instead of losing them: what still comes up short is said.
     assert pairs["false_negatives_dropped"] > 0
-    assert pairs["hard_negative_pairs"] + pairs["false_negatives_dropped"] == 2 * pairs["positive_pairs"]
-    assert f"false-negative filter: {teacher} dropped" in result.stderr
+    short = re.search(r"(\d+) group\(s\) came up short of hard negatives", result.stderr)
+    assert short and f"false-negative filter: {teacher} judged" in result.stderr
+    assert pairs["hard_negative_pairs"] == 2 * pairs["positive_pairs"] or pairs["groups_short"] >= int(short.group(1))
 
 
 @pytest.mark.parametrize("teacher_flags, message", [

@@ -21,6 +21,7 @@ FLOORS = (
     ("pipeline", "fusion"),              # retrieve-then-rerank, fusing the two stages
     ("reports",),                        # tables, the HTML page, charts, the model card
     ("run_folder",),                     # create, find and read run folders and checkpoints
+    ("finetune",),                       # the fine-tuning core both training jobs share
     ("training", "benchmark", "serving", "embedder"),  # the jobs
     ("commands", "testing"),             # the command lines, and the offline fixtures of tests and benches
 )
@@ -90,6 +91,15 @@ def test_no_modules_import_each_other_in_a_circle():
     assert import_circles(package_imports(ROOT)) == []
 
 
+def test_the_two_training_jobs_share_only_the_core():
+    """embedder/ never imports training/ (the reranker's parts) or the reverse: what both need is in finetune/."""
+    imports = package_imports(ROOT)
+    crossing = sorted(f"{module} imports {target}" for module, targets in imports.items() for target in targets
+                      for side, other in (("embedder", "training"), ("training", "embedder"))
+                      if module.startswith(f"{PACKAGE}.{side}") and target.startswith(f"{PACKAGE}.{other}"))
+    assert crossing == []
+
+
 def test_every_module_of_the_package_is_on_a_floor():
     for module in package_imports(ROOT):
         if module != PACKAGE:
@@ -97,7 +107,7 @@ def test_every_module_of_the_package_is_on_a_floor():
 
 
 @pytest.mark.parametrize("source, problem", [
-    ("from reranker_kit.training.job import main\n", "upward"),
+    ("from reranker_kit.training.runner import RerankerRunner\n", "upward"),
     ("def later():\n    from reranker_kit.run_folder import is_complete\n", "upward"),
     ("from reranker_kit.data.loading import Query\n", "circle"),
 ])

@@ -156,7 +156,8 @@ def test_report_renders_in_chromium_and_the_hurt_filter_shows_exactly_the_hurt_q
     section = page.locator("section.dataset").first
     assert section.locator("table.metrics").first.locator("tbody tr").count() == 27  # 9 metrics x k = 3, 5, 7.
     assert section.locator("table.metrics").first.locator("thead th").all_inner_texts()[1:] == [
-        "first_stage", "pretrained", "fine_tuned", section.locator("select.ranker option").all_inner_texts()[-1]]
+        "first_stage", "pretrained (untrained head)", "fine_tuned",  # The bundled base has no trained head.
+        section.locator("select.ranker option").all_inner_texts()[-1]]
     # The paired differences: a table of its own, each row with its interval, p-value and query count.
     differences = section.locator("table.metrics").filter(has_text="95% interval")
     assert differences.count() == 1 and "fine_tuned - first_stage hit@3" in differences.inner_text()

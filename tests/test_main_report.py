@@ -17,7 +17,15 @@ import pandas as pd
 import pytest
 
 from reranker_kit.benchmark.training_queries import FileOverlap, file_overlaps, run_training_queries
-from reranker_kit.benchmark.verdicts import GAIN, LOSS, NOISE, file_statements, finding, run_statement
+from reranker_kit.benchmark.verdicts import (
+    GAIN,
+    LOSS,
+    NOISE,
+    file_statements,
+    finding,
+    recommendation,
+    run_statement,
+)
 from reranker_kit.data.loading import load_corpus, load_queries
 from reranker_kit.data.splits import query_key
 
@@ -89,10 +97,10 @@ def test_the_runs_recorded_gain_is_read_by_its_interval(tmp_path):
     (run_dir / "dev_metrics.json").write_text(json.dumps(record), encoding="utf-8")
     assert run_statement(run_dir)["verdict"] == GAIN
     assert run_statement(run_dir)["text"].startswith(f"{run_dir}: verdict gain: the run kept the fine-tuned weights")
-    # A run that kept its base says "no gain", whatever its interval.
+    # A run that kept its base says so beside the interval's finding.
     (run_dir / "dev_metrics.json").write_text(json.dumps({**ISSUE_DEV_RECORD, "saved_weights": "base"}),
                                               encoding="utf-8")
-    assert run_statement(run_dir)["text"].startswith(f"{run_dir}: verdict no gain: the run kept the base weights; ")
+    assert run_statement(run_dir)["text"].startswith(f"{run_dir}: verdict within noise: the run kept the base weights; ")
 
 
 def comparison(dataset, a, low, high, significant, metric="mrr@5"):
@@ -115,6 +123,35 @@ def test_mains_own_statements_follow_their_intervals_and_put_out_of_sample_files
     assert statements[0]["text"] == ("test: fine_tuned - first_stage mrr@5 -0.235 [-0.390, -0.080], p 0.003, 30 queries: "
                                      "loss (fine_tuned below first_stage)")
     assert statements[2]["text"].startswith("train (81 of 100 queries trained on): ")
+
+
+def test_the_recommended_row_is_the_one_that_gains_on_files_the_run_never_trained_on():
+    """Issue #30: main.py says which row to use; a reranker that adds nothing measurable is not recommended."""
+    outside = FileOverlap(dataset="test", queries=30, trained=0, dev=0, training_file="t.xlsx", exact=True,
+                          is_training_file=False, examples=())
+    inside = FileOverlap(dataset="train", queries=100, trained=81, dev=19, training_file="t.xlsx", exact=True,
+                         is_training_file=True, examples=())
+    overlaps = {"test": outside, "train": inside}
+    fused_gains = [comparison("test", "fine_tuned", 0.01, 0.2, True), comparison("test", "fused_minmax_w0.3", 0.02, 0.1, True),
+                   comparison("train", "fused_minmax_w0.3", -0.3, -0.1, True)]  # In-sample rows never decide.
+    assert recommendation(fused_gains, overlaps, "mrr@5")["row"] == "fused_minmax_w0.3"
+    only_reranker = [comparison("test", "fine_tuned", 0.01, 0.2, True), comparison("test", "fused_rrf_w0.2", -0.02, 0.1, False)]
+    assert recommendation(only_reranker, overlaps, "mrr@5")["row"] == "fine_tuned"
+    noise = [comparison("test", "fine_tuned", -0.39, -0.08, True), comparison("test", "fused_rrf_w0.2", -0.02, 0.06, False)]
+    advice = recommendation(noise, overlaps, "mrr@5")
+    assert advice["row"] == "first_stage" and "no reranker row gains over it beyond noise" in advice["text"]
+    assert recommendation(fused_gains[-1:], {"train": inside}, "mrr@5")["row"] is None  # In-sample only: no advice.
+    assert recommendation([], overlaps, "mrr@5") is None
+
+
+def test_bm25_is_ranked_beside_another_first_stage_and_compared_with_it(small_data, tmp_path):
+    report_path = tmp_path / "report.json"
+    result = run_script("main.py", *first_stage_flags(small_data, tmp_path, "--retriever", "tfidf", "--output_json",
+                                                      str(report_path)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert {row["name"] for row in report["runs"]} == {"first_stage", "bm25"}
+    assert {(row["a"], row["b"]) for row in report["comparisons"]} == {("first_stage", "bm25")}
 
 
 # Issue #34 point 3: which evaluated queries the run trained on.

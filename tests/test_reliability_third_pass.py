@@ -191,7 +191,8 @@ def test_case_18_a_too_small_max_length_is_refused_and_pairs_stay_in_budget(bund
 
 def test_case_20_model_files_get_the_same_permissions_as_the_rest_of_the_run(small_data, tmp_path):
     result = run_script("fine_tune_reranker.py", *data_flags(small_data), "--base_model", "bundled-minilm",
-                        "--max_steps", "2", *QUICK, "--output_dir", str(tmp_path / "run"), cwd=tmp_path)
+                        "--max_steps", "2", *QUICK, "--output_dir", str(tmp_path / "run"), "--keep_checkpoints",
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     umask = os.umask(0)
     os.umask(umask)

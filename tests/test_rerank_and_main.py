@@ -112,7 +112,8 @@ def test_main_first_stage_only_needs_no_model(small_data, tmp_path):
                         str(output_json), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no finished run under" in result.stderr
-    assert [run["name"] for run in json.loads(output_json.read_text())["runs"]] == ["first_stage"]
+    # TF-IDF first stage, with BM25 (the club's reference) beside it.
+    assert [run["name"] for run in json.loads(output_json.read_text())["runs"]] == ["first_stage", "bm25"]
 
 
 @pytest.mark.parametrize("flags, message", [

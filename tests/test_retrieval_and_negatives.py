@@ -5,8 +5,8 @@ import pytest
 
 from reranker_kit.basics.text import analyze, fold_diacritics
 from reranker_kit.data.loading import load_corpus, load_queries
+from reranker_kit.finetune.negatives import mine_training_groups
 from reranker_kit.retrieval import LexicalIndex
-from reranker_kit.training.negatives import mine_training_groups
 
 from conftest import CORPUS_CSV, TRAIN_XLSX
 

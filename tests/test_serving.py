@@ -169,14 +169,14 @@ BAD_REQUESTS = [
     ("/v1/rerank", {"query": "q", "documents": []}, 422, '"documents" is empty'),
     ("/v1/rerank", {"query": "q", "documents": {"text": "a"}}, 422, '"documents" must be a list'),
     ("/v1/rerank", {"query": "q", "documents": ["a", {"title": "b"}]}, 422, 'an object with a "text" string'),
-    ("/v1/rerank", {"query": "q", "documents": ["a"] * (MAX_DOCUMENTS + 1)}, 413, "--max_documents"),
+    ("/v1/rerank", {"query": "q", "documents": ["a"] * (MAX_DOCUMENTS + 1)}, 413, "`max_documents`"),
     ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": 0}, 422, "top_n must be a whole number of at least 1"),
     ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": "3"}, 422, "top_n must be a whole number"),
     ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": True}, 422, "top_n must be a whole number"),
     ("/rerank", b'{"query": "q", "texts": ["a"', 400, "not valid JSON"),
     ("/rerank", b"[1, 2]", 400, "must be a JSON object"),
     ("/v1/rerank", b"\xff\xfe", 400, "not UTF-8"),
-    ("/rerank", b"[" * 100_000, 413, "--max_body_bytes"),
+    ("/rerank", b"[" * 100_000, 413, "`max_body_bytes`"),
     ("/rerank", b"[" * 50_000, 400, "nests JSON too deeply"),
 ]
 
@@ -199,7 +199,7 @@ def test_a_chunked_body_over_the_limit_is_refused_while_read(server):
         yield b'"]}'
 
     response = httpx.post(f"{server}/rerank", content=chunks(), headers={"content-type": "application/json"}, timeout=30)
-    assert response.status_code == 413 and "--max_body_bytes" in response.json()["error"]
+    assert response.status_code == 413 and "`max_body_bytes`" in response.json()["error"]
 
 
 def test_bad_requests_leave_the_server_scoring(server, direct, documents):
@@ -354,7 +354,7 @@ def test_a_full_queue_answers_429_with_retry_after_and_the_queued_requests_still
                 sender.join(30)
     assert refused.status_code == 429, refused.text
     assert int(refused.headers["retry-after"]) >= 1
-    assert "--max_queued_pairs" in refused.json()["error"] and refused.json()["error_type"] == "overloaded"
+    assert "`max_queued_pairs`" in refused.json()["error"] and refused.json()["error_type"] == "overloaded"
     assert info["queued_pairs"] == 6 and info["requests_refused_queue_full"] == 1
     assert "iiiii" not in stand_in.passages_scored
     for key, body in bodies.items():  # The stand-in scores a passage by its length.
@@ -383,7 +383,7 @@ def test_a_request_past_its_deadline_gets_503_with_retry_after_and_is_never_scor
         info = httpx.get(f"{base_url}/info", timeout=5).json()
     assert late.status_code == 503 and 0.4 < waited < 5, (late.text, waited)
     assert int(late.headers["retry-after"]) >= 1 and late.json()["error_type"] == "timeout"
-    assert "--request_timeout_s" in late.json()["error"]
+    assert "`request_timeout_s`" in late.json()["error"]
     assert answers["held"].status_code == 503  # Its batch outlived the deadline too: the answer does not wait.
     assert "never scored" not in stand_in.passages_scored
     assert after.status_code == 200 and after.json()[0]["score"] == pytest.approx(1 / (1 + math.exp(-3)))

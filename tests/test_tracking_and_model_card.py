@@ -32,7 +32,7 @@ def test_training_shows_a_progress_bar_with_an_eta_and_logs_lines_not_dicts(trai
     _, result = trained_run
     assert ETA_BAR.search(result.stderr), result.stderr[-2000:]
     assert "dev evaluation:" in result.stderr  # The bar while the dev queries are reranked.
-    assert re.search(r"INFO reranker_kit\.training\.trainer: step 1/4: loss \d", result.stderr)
+    assert re.search(r"INFO reranker_kit\.finetune\.trainer: step 1/4: loss \d", result.stderr)
     assert "{'loss'" not in result.stdout + result.stderr and "{'eval_" not in result.stdout + result.stderr
     assert result.stdout.strip() == ""  # Progress and logs go to stderr.
 
@@ -61,9 +61,9 @@ def test_model_card_parses_as_hub_metadata_and_matches_the_flags(tracked_run):
 
     info = json.loads((run_dir / "training_info.json").read_text())
     assert f"- {info['data']['train_queries']} labelled queries from `train.xlsx`" in text
-    assert "no ground-truth answers as extra queries (`--no-augment_with_answers`)" in text
-    assert "no corpus sentences as extra queries (`--pseudo_queries_per_document 0`)" in text
-    assert "| `--max_steps` | 2 |" in text and "| `--pseudo_queries_per_document` | 0 |" in text
+    assert "no ground-truth answers as extra queries (`augment_with_answers` off)" in text
+    assert "no corpus sentences as extra queries (`pseudo_queries_per_document` 0)" in text
+    assert "| `max_steps` | 2 |" in text and "| `pseudo_queries_per_document` | 0 |" in text
     assert 'Reranker(model_name="proptit-ai/reranker-test")' in text and "CrossEncoder(" in text
     assert "FlagReranker(" in text
 
@@ -82,22 +82,24 @@ def test_model_card_counts_the_answers_and_corpus_sentences_a_default_run_used(t
     data = json.loads((run_dir / "training_info.json").read_text())["data"]
     assert data["answer_queries"] > 0 and data["corpus_sentence_queries"] > 0
     assert f"- {data['answer_queries']} ground-truth answers of those queries" in text
-    assert f"- {data['corpus_sentence_queries']} sentences of the corpus's documents (up to 4 per document)" in text
+    per_document = json.loads((run_dir / "training_info.json").read_text())["arguments"]["pseudo_queries_per_document"]
+    assert f"- {data['corpus_sentence_queries']} sentences of the corpus's documents (up to {per_document} per document)" in text
     assert data["augmented_train_queries"] == (data["train_queries"] + data["answer_queries"]
                                                + data["corpus_sentence_queries"])
 
 
 def test_hub_and_tracker_flags_reach_the_training_arguments(tmp_path):
-    from reranker_kit.commands.train_reranker import parse_config
+    from reranker_kit.commands.train_reranker import parse_settings_from
     from reranker_kit.training.run import training_arguments
 
-    config = parse_config(["--push_to_hub", "--hub_model_id", "proptit-ai/reranker", "--hub_private_repo",
-                           "--report_to", "tensorboard"])
-    arguments = training_arguments(config, tmp_path, eval_steps=10, save_steps=10, has_dev=True)
+    settings = parse_settings_from(["--push_to_hub", "--hub_model_id", "proptit-ai/reranker", "--hub_private_repo",
+                                    "--report_to", "tensorboard"])
+    arguments = training_arguments(settings, tmp_path, (10, 10), has_dev=True, select_best=True)
     assert arguments.push_to_hub and arguments.hub_model_id == "proptit-ai/reranker" and arguments.hub_private_repo
     assert arguments.report_to == ["tensorboard"] and arguments.logging_dir == str(tmp_path / "runs")
     assert not arguments.disable_tqdm
-    plain = training_arguments(parse_config([]), tmp_path, eval_steps=10, save_steps=10, has_dev=True)
+    assert arguments.learning_rate == settings.optimisation.lr and arguments.seed == arguments.data_seed == 42
+    plain = training_arguments(parse_settings_from([]), tmp_path, (10, 10), has_dev=True, select_best=True)
     assert plain.report_to == [] and not plain.push_to_hub  # "none": no tracker.
 
 

@@ -17,29 +17,32 @@ from reranker_kit.basics import distributed
 from reranker_kit.basics.errors import KitError
 from reranker_kit.basics.files import check_writable_folder, write_file_atomic, write_json_atomic
 from reranker_kit.benchmark.settings import BenchmarkSettings
-from reranker_kit.commands import benchmark_flags, embedding_flags, reranker_flags
+from reranker_kit.commands import benchmark_flags, embedding_flags
 from reranker_kit.commands.benchmark import main as benchmark_main
+from reranker_kit.commands.flag_names import as_flags
+from reranker_kit.commands.train_reranker import build_parser as reranker_parser
 from reranker_kit.commands.train_reranker import main as train_main
+from reranker_kit.finetune.progress import read_checkpoint_progress, write_checkpoint_progress
+from reranker_kit.finetune.verdict import NOT_JUDGED, Verdict
 from reranker_kit.fusion import choose_fusion, setting_key
 from reranker_kit.metrics.conventions import CUTOFFS, check_k, dedupe
 from reranker_kit.reports.tables import difficulty_table, metrics_table
 from reranker_kit.retrieval.base import select_top_k
 from reranker_kit.retrieval.first_stage import describe_candidates
 from reranker_kit.retrieval.lexical import LexicalIndex
-from reranker_kit.training.config import GROUPS, LOSS_NAMES, TrainingConfig
+from reranker_kit.training.arguments import LOSS_NAMES, RerankerSettings
 from reranker_kit.training.cross_validation import summarize_folds, summary_table
 from reranker_kit.training.losses import LOSSES, BinaryCrossEntropyLoss, ListwiseSoftmaxLoss, loss_from_name
 from reranker_kit.training.outputs import dev_metrics_payload
-from reranker_kit.training.progress import read_checkpoint_progress, write_checkpoint_progress
-from reranker_kit.training.result import DevMetrics, TrainingResult
+from reranker_kit.training.result import DevMetrics, FoldResult
 
 from conftest import ROOT
 
 
-def default_config(*flags: str) -> TrainingConfig:
-    from reranker_kit.commands.train_reranker import parse_config
+def default_config(*flags: str) -> RerankerSettings:
+    from reranker_kit.commands.train_reranker import parse_settings_from
 
-    return parse_config(list(flags))
+    return parse_settings_from(list(flags))
 
 
 # basics
@@ -128,21 +131,36 @@ def test_metrics_table_has_rankers_as_columns_and_only_measured_metrics():
 
 # training: settings, losses, cross-validation, progress, outputs
 
-def test_the_config_round_trips_to_the_flat_arguments_training_info_records():
-    args = vars(reranker_flags.build_parser().parse_args(["--lr", "1e-4", "--loss", "listwise"]))
-    config = TrainingConfig.from_arguments(args)
-    assert config.optimisation.lr == 1e-4 and config.optimisation.loss == "listwise"
-    assert config.as_arguments() == args  # Same keys and values as vars(args) wrote before the config existed.
-    with pytest.raises(ValueError, match="no settings group holds typo"):
-        TrainingConfig.from_arguments({**args, "typo": 1})
+def test_the_settings_round_trip_to_the_flat_arguments_training_info_records():
+    args = vars(reranker_parser().parse_args(["--lr", "1e-4", "--loss", "listwise"]))
+    settings = RerankerSettings.from_arguments(args)
+    assert settings.optimisation.lr == 1e-4 and settings.optimisation.loss == "listwise"
+    assert settings.as_arguments() == args  # Same keys and values as vars(args) wrote before the settings existed.
+    with pytest.raises(ValueError, match="holds typo"):
+        RerankerSettings.from_arguments({**args, "typo": 1})
     with pytest.raises(AttributeError):  # Frozen: no code below the CLI changes a setting on the way.
-        config.optimisation.lr = 1.0  # type: ignore[misc]
+        settings.optimisation.lr = 1.0  # type: ignore[misc]
 
 
-def test_every_flag_of_the_training_cli_belongs_to_exactly_one_settings_group():
-    owners = [item for group in GROUPS.values() for item in group.__dataclass_fields__]
-    flags = vars(reranker_flags.build_parser().parse_args([]))
-    assert sorted(owners) == sorted(flags) and len(owners) == len(set(owners))
+def test_every_flag_of_the_training_clis_is_one_settings_field_with_its_default_and_help():
+    from reranker_kit.commands.train_embedder import build_parser as embedder_parser
+    from reranker_kit.embedder.arguments import EmbedderSettings
+
+    for settings_class, parser in ((RerankerSettings, reranker_parser()), (EmbedderSettings, embedder_parser())):
+        owners = list(settings_class.setting_fields())
+        flags = vars(parser.parse_args([]))
+        assert sorted(owners) == sorted(flags) and len(owners) == len(set(owners))
+        defaults = settings_class.from_arguments({}).as_arguments()
+        assert defaults == flags  # Each flag's default is its field's.
+        helps = {action.dest: action.help for action in parser._actions if action.option_strings}
+        assert all(helps[name] for name in owners)
+
+
+def test_a_setting_named_in_backticks_is_shown_as_its_flag_where_the_parser_knows_it():
+    parser = reranker_parser()
+    assert as_flags("`dev_ratio` must be in [0, 1), got 2", parser) == "--dev_ratio must be in [0, 1), got 2"
+    assert as_flags("run `huggingface-cli login`; `unknown_name` stays", parser) == (
+        "run `huggingface-cli login`; `unknown_name` stays")
 
 
 def test_benchmark_settings_take_every_flag_of_main_py():
@@ -159,7 +177,7 @@ def test_embedding_flags_are_the_same_in_both_clis():
     parser = argparse.ArgumentParser()
     embedding_flags.add_embedding_flags(parser)
     shared = vars(parser.parse_args([]))
-    assert shared.items() <= vars(reranker_flags.build_parser().parse_args([])).items()
+    assert shared["embedding_cache_dir"] == vars(reranker_parser().parse_args([]))["embedding_cache_dir"]
     from_main = vars(benchmark_flags.build_parser().parse_args([]))
     assert from_main["embedding_model"] == "auto" and from_main["embedding_cache_dir"] == shared["embedding_cache_dir"]
 
@@ -181,7 +199,7 @@ def test_the_loss_flag_reaches_the_config_and_names_a_loss():
     assert loss_from_name(default_config("--loss", "listwise").optimisation.loss).name == "listwise"
 
 
-def fold_result(first_stage: float, fine_tuned: float, qids: list[str]) -> TrainingResult:
+def fold_result(first_stage: float, fine_tuned: float, qids: list[str]) -> FoldResult:
     metric_names = [f"{metric}@{k}" for metric in ("hit", "mrr", "ndcg") for k in CUTOFFS]
     per_query = {setting_key("minmax", weight / 10): {qid: dict.fromkeys(metric_names, fine_tuned if weight else first_stage)
                                                        for qid in qids} for weight in range(11)}
@@ -189,8 +207,7 @@ def fold_result(first_stage: float, fine_tuned: float, qids: list[str]) -> Train
     dev = DevMetrics(fine_tuned=dict.fromkeys(metric_names, fine_tuned), pretrained=dict.fromkeys(metric_names, 0.1),
                      first_stage=dict.fromkeys(metric_names, first_stage), fused=fusion.fused_dev_metrics,
                      metric_for_best_model="mrr@5")
-    return TrainingResult(dev=dev, fusion=fusion, train_metrics={}, log_history=[], best_checkpoint=None,
-                          base_model={}, device="cpu", world_size=1, peak_memory_gib={})
+    return FoldResult(dev=dev, fusion=fusion)
 
 
 def test_cross_validation_summary_gives_each_folds_value_its_mean_and_spread():
@@ -204,15 +221,21 @@ def test_cross_validation_summary_gives_each_folds_value_its_mean_and_spread():
 
 
 def test_checkpoint_progress_round_trips_and_a_broken_file_starts_from_scratch(tmp_path):
-    write_checkpoint_progress(tmp_path, "bundled-minilm", 12.5)
-    assert read_checkpoint_progress(tmp_path) == {"base_model": "bundled-minilm", "wall_time_s": 12.5}
+    write_checkpoint_progress(tmp_path, "bundled-minilm", 12.5, "reranker")
+    assert read_checkpoint_progress(tmp_path) == {"base_model": "bundled-minilm", "wall_time_s": 12.5, "kind": "reranker"}
     (tmp_path / "run_progress.json").write_text("{not json")
     assert read_checkpoint_progress(tmp_path) == {} and read_checkpoint_progress(None) == {}
 
 
 def test_dev_metrics_payload_puts_the_fine_tuned_metrics_on_top():
-    payload = dev_metrics_payload(fold_result(0.4, 0.6, ["a"]))
+    from reranker_kit.training.result import TrainingResult
+
+    fold = fold_result(0.4, 0.6, ["a"])
+    result = TrainingResult(dev=fold.dev, fusion=fold.fusion, train_metrics={}, log_history=[], best_checkpoint=None,
+                            base_model={}, device="cpu", world_size=1, peak_memory_gib={})
+    payload = dev_metrics_payload(result, Verdict(NOT_JUDGED, "fine-tuned"))
     assert payload["mrr@5"] == 0.6 and payload["baseline"]["mrr@5"] == 0.1 and payload["first_stage"]["mrr@5"] == 0.4
+    assert payload["verdict"] == NOT_JUDGED and payload["saved_weights"] == "fine-tuned"
 
 
 # commands: bad flags exit 2 before anything runs
@@ -304,7 +327,7 @@ def test_the_reranker_ranks_best_first_and_the_onnx_files_have_fixed_names(tmp_p
 def test_the_model_card_renders_the_facts_it_is_given(tmp_path):
     from huggingface_hub import ModelCard
 
-    from reranker_kit.reports.model_card import CardFacts, write_model_card
+    from reranker_kit.training.model_card import CardFacts, write_model_card
 
     info = {"base_model": {"name": "namdp-ptit/ViRanker", "resolved": "namdp-ptit/ViRanker"}, "wall_time_s": 3.0,
             "device": "cpu", "data": {"train_queries": 8, "documents": 3, "dev_queries": 2, "augmented_train_queries": 8,
@@ -314,7 +337,7 @@ def test_the_model_card_renders_the_facts_it_is_given(tmp_path):
                       pseudo_queries_per_document=0, settings={"lr": 2e-5}, hub_model_id="me/model")
     write_model_card(tmp_path / "README.md", info, {"baseline": {"mrr@5": 0.5}, "mrr@5": 0.6}, facts)
     card = ModelCard.load(tmp_path / "README.md")
-    assert card.data.base_model == "namdp-ptit/ViRanker" and "| `--lr` | 2e-05 |" in card.text
+    assert card.data.base_model == "namdp-ptit/ViRanker" and "| `lr` | 2e-05 |" in card.text
     assert "8 labelled queries from `t.xlsx`" in card.text and 'Reranker(model_name="me/model")' in card.text
 
 
@@ -330,8 +353,8 @@ def test_the_dataset_takes_the_shape_its_loss_asks_for():
     from transformers import AutoTokenizer
 
     from reranker_kit.basics.model_files import resolve_model_name
+    from reranker_kit.finetune.negatives import TrainingGroup
     from reranker_kit.training.dataset import CrossEncoderCollator, build_train_dataset
-    from reranker_kit.training.negatives import TrainingGroup
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name("bundled-minilm"))
     groups = [TrainingGroup("phí thành viên", 2, (1,), (3,))]
@@ -356,15 +379,16 @@ def test_dev_evaluation_scores_the_first_stage_on_its_own_candidates():
 
 def test_the_job_refuses_a_corpus_without_negatives_and_a_used_output_dir(tmp_path):
     from reranker_kit.basics.errors import DataError
-    from reranker_kit.run_folder import new_run_dir
-    from reranker_kit.training.job import require_negatives
+    from reranker_kit.finetune.data import require_negatives
+    from reranker_kit.finetune.run_folders import new_run_dir
+    from reranker_kit.training.runner import RERANKER
 
     with pytest.raises(DataError, match="at least 2 documents"):
         require_negatives({2: "x"}, small_queries()[:1], "c.csv")
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "model.safetensors").write_text("x")
     with pytest.raises(KitError, match="already holds files"):
-        new_run_dir(tmp_path, str(tmp_path / "used"))
+        new_run_dir(tmp_path, str(tmp_path / "used"), RERANKER)
 
 
 def test_a_resume_refuses_a_base_model_of_another_shape(tmp_path, tiny_xlmr_model):
@@ -372,15 +396,16 @@ def test_a_resume_refuses_a_base_model_of_another_shape(tmp_path, tiny_xlmr_mode
 
     from reranker_kit.basics.errors import CheckpointError
     from reranker_kit.basics.model_files import resolve_model_name
-    from reranker_kit.training.resume import check_base_model
+    from reranker_kit.finetune.progress import check_base_model
 
     checkpoint = tmp_path / "checkpoint-2"
     checkpoint.mkdir()
     for name in ("config.json", "model.safetensors"):  # A checkpoint holds the weights beside the config.
         shutil.copy(os.path.join(resolve_model_name("bundled-minilm"), name), checkpoint / name)
-    write_checkpoint_progress(checkpoint, "bundled-minilm", 1.0)
+    write_checkpoint_progress(checkpoint, "bundled-minilm", 1.0, "reranker")
     check_base_model(checkpoint, "bundled-minilm")  # The same model: accepted.
-    with pytest.raises(CheckpointError, match="resume with --base_model bundled-minilm"):
+    check_base_model(checkpoint, resolve_model_name("bundled-minilm"))  # The same model by its folder: accepted.
+    with pytest.raises(CheckpointError, match="resume with `base_model` bundled-minilm"):
         check_base_model(checkpoint, str(tiny_xlmr_model))
 
 
@@ -398,9 +423,8 @@ def test_a_run_folder_written_before_the_typed_config_is_found_read_and_evaluate
     for name in ("training_info.json", "fusion.json", "dev_metrics.json"):
         shutil.copy(ROOT / "tests" / "fixtures" / "run_before_typed_config" / name, old / name)
     info = read_run_info(old)
-    defaults = vars(reranker_flags.build_parser().parse_args([]))  # For the flags added since 8a1dbc5.
-    config = TrainingConfig.from_arguments(info["arguments"], defaults)
-    assert {key: value for key, value in config.as_arguments().items() if key in info["arguments"]} == info["arguments"]
+    settings = RerankerSettings.from_arguments(info["arguments"])  # Settings added since 8a1dbc5 take their defaults.
+    assert {key: value for key, value in settings.as_arguments().items() if key in info["arguments"]} == info["arguments"]
     assert newest_finished_run(tmp_path / "outputs") == old and stored_fusion(old) == ("minmax", 0.0)
     result = run_script("main.py", "--corpus_csv", str(small_data["corpus"]), "--eval_xlsx", str(small_data["test"]),
                         "--pretrained_reranker", "none", "--top_n", "5", cwd=tmp_path)
@@ -460,28 +484,31 @@ def test_the_embedder_parts_on_their_own(tmp_path):
     """fine_tune_embedder.py's modules, each directly (tests/test_fine_tune_embedder.py runs them end to end)."""
     import reranker_kit.embedder.cross_validation as embedder_cv
     import reranker_kit.embedder.dev_evaluation as embedder_dev
-    import reranker_kit.embedder.job as embedder_job
     import reranker_kit.embedder.model_card as embedder_card
+    import reranker_kit.embedder.modeling as embedder_modeling
     import reranker_kit.embedder.outputs as embedder_outputs
-    import reranker_kit.embedder.result as embedder_result
     import reranker_kit.embedder.run as embedder_run
+    import reranker_kit.embedder.runner as embedder_runner
     from reranker_kit.benchmark.encoders import choose_encoder
-    from reranker_kit.commands.train_embedder import build_parser, settings_from_args
-    from reranker_kit.embedder.config import mining_settings
+    from reranker_kit.commands.settings_flags import settings_from_namespace
+    from reranker_kit.commands.train_embedder import build_parser
+    from reranker_kit.embedder.arguments import EmbedderSettings
     from reranker_kit.embedder.dataset import build_triples, negative_columns
-    from reranker_kit.embedder.trainer import eval_interval
-    from reranker_kit.training.negatives import TrainingGroup
+    from reranker_kit.finetune.mining import MiningSettings
+    from reranker_kit.finetune.negatives import TrainingGroup
+    from reranker_kit.finetune.trainer import eval_interval
 
-    settings = settings_from_args(build_parser().parse_args(["--seed", "7", "--dev_top_n", "30"]))
-    mining = mining_settings(settings)
+    settings = settings_from_namespace(EmbedderSettings, build_parser().parse_args(["--seed", "7", "--dev_top_n", "30"]))
+    mining = MiningSettings.of(settings)
     assert mining.seed == 7 and mining.dev_top_n == 30 and mining.negatives.num_hard_negatives == 1
     triples = build_triples([TrainingGroup("phí", 2, (1,), (3,))], small_corpus(), negatives_per_row=1)
     assert triples.rows == 1 and negative_columns(2) == ["negative_1", "negative_2"]
-    assert eval_interval(settings.evaluation, rows_per_step=32, train_rows=64, has_dev=True) == (2, 2)
+    short = build_triples([TrainingGroup("phí", 2, (1,), ())], small_corpus(), negatives_per_row=2)
+    assert short.rows == 0 and short.rows_short_of_negatives == 1  # Left out, never padded with a repeat.
+    assert eval_interval(settings, train_rows=64, has_dev=True) == (2, 2)
     assert choose_encoder("bm25", "auto", str(tmp_path)) is None  # A lexical first stage embeds nothing.
-    assert choose_encoder("hybrid", "auto", str(tmp_path)).model == "BAAI/bge-m3"  # No embedder run yet.
-    assert embedder_cv.table_metrics({"evaluation": {"dev_top_n": 20}}) == ("hit@3", "mrr@5", "recall@20")
+    assert choose_encoder("hybrid", "auto", str(tmp_path)).model == "bundled-e5"  # No embedder run; bge-m3 offline.
     assert embedder_dev.HYBRID_FUSION == "minmax" and embedder_card.PIPELINE_TAG == "sentence-similarity"
-    assert embedder_result.BASE_KEPT != embedder_result.FINE_TUNED_WINS
-    assert callable(embedder_job.run_embedder_job) and callable(embedder_run.train_embedder)
-    assert callable(embedder_outputs.write_finished_embedder_run)
+    assert embedder_runner.EMBEDDER.script == "fine_tune_embedder.py" and callable(embedder_run.train_embedder)
+    assert callable(embedder_outputs.write_finished_embedder_run) and callable(embedder_modeling.load_encoder)
+    assert callable(embedder_cv.write_embedder_cv_report)

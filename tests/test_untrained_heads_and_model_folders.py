@@ -101,7 +101,7 @@ def test_a_fine_tuned_run_has_a_trained_head(trained_run, caplog):
 
 
 def test_serve_refuses_a_plain_encoder_before_starting_unless_allowed():
-    with pytest.raises(KitError, match="has no trained ranking head.*--allow_untrained_head"):
+    with pytest.raises(KitError, match="has no trained ranking head.*`allow_untrained_head`"):
         pick_model(BUNDLED_MODEL_ALIAS, "outputs")
     assert pick_model(BUNDLED_MODEL_ALIAS, "outputs", allow_untrained_head=True) == BUNDLED_MODEL_ALIAS
 
@@ -116,7 +116,7 @@ def test_a_classifier_whose_weights_lack_the_head_is_refused_once_loaded(classif
             time.sleep(0.1)
             health = httpx.get(f"{base_url}/health", timeout=5)
     assert health.status_code == 503 and health.json()["status"] == "failed"
-    assert "no trained ranking head" in health.json()["error"] and "--allow_untrained_head" in health.json()["error"]
+    assert "no trained ranking head" in health.json()["error"] and "`allow_untrained_head`" in health.json()["error"]
 
 
 def test_a_base_served_on_purpose_scores_as_reranker_does_in_another_load():

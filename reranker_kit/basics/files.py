@@ -79,6 +79,29 @@ def _umask() -> int:
         return 0o022
 
 
+class DamagedFile(ValueError):
+    """A JSON file that exists but does not parse, or holds another kind of value than expected."""
+
+
+def read_json_object(path: str | Path, missing=None):
+    """A JSON object (dict) from `path`; `missing` when there is no such file.
+
+    The one reader of the kit's own JSON files (run folders, checkpoints, caches). A file that does not
+    parse or holds no object raises `DamagedFile` naming it: each caller decides what a damaged file means
+    (skip a run, start a count from zero, train a fold again) and says so.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return missing
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
+        raise DamagedFile(f"{path} does not parse ({problem})") from None
+    if not isinstance(value, dict):
+        raise DamagedFile(f"{path} holds no JSON object")
+    return value
+
+
 def write_json_atomic(path: str | Path, payload: dict) -> None:
     """Writes JSON through a temporary file and a rename, so readers never see half a file."""
     text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)

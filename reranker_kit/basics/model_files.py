@@ -35,7 +35,7 @@ HUB_ID_EXAMPLE = "namdp-ptit/ViRanker"
 WEIGHT_FILE_NAMES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                      "pytorch_model.bin.index.json")
 MODEL_FOLDERS_WANTED = ("Give a finished run folder (outputs/reranker-finetuned-*), a checkpoint-N folder inside one, "
-                        "a cross-validation fold-N folder trained with --cv_keep_models, or a Hub id.")
+                        "a cross-validation fold-N folder trained with fine_tune_reranker.py --cv_keep_models, or a Hub id.")
 # What must agree between a checkpoint and the model it is resumed on.
 SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
               "vocab_size")
@@ -86,12 +86,12 @@ def resolve_model_name(name: str) -> str:
 def _without_weights(path: Path) -> str:
     """What a folder with config.json but no weights is: an ONNX export, a fold whose models were removed..."""
     if any(path.glob("*.onnx")):
-        return (f"{path} holds an ONNX export, which the scripts do not load as a model: pass --reranker "
+        return (f"{path} holds an ONNX export, which the scripts do not load as a model: pass `reranker` "
                 f"{path.parent} (the run it was exported from; Reranker(model_name={str(path.parent)!r}, "
                 "backend='onnx') scores with the export).")
     if path.name.startswith("fold-"):
         return (f"{path} holds config.json but no model weights: cross-validation removes each fold's weights "
-                "unless it runs with --cv_keep_models.")
+                "unless it runs with fine_tune_reranker.py --cv_keep_models.")
     return f"{path} holds config.json but no model weights (model.safetensors or pytorch_model.bin)."
 
 
@@ -137,6 +137,16 @@ def _torch_archive_problem(path: Path) -> str | None:
     if path.stat().st_size == 0 or zipped and not zipfile.is_zipfile(path):
         return "not a complete torch archive"
     return None
+
+
+def same_model(first: str, second: str) -> bool:
+    """Whether two model names load the same files: equal names, or names that resolve to one folder."""
+    if first == second:
+        return True
+    try:
+        return Path(resolve_model_name(first)).resolve() == Path(resolve_model_name(second)).resolve()
+    except ModelLoadError:
+        return False
 
 
 def bundled_hub_id(name: str) -> str | None:

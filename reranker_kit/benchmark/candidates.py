@@ -59,6 +59,6 @@ def expansion_file(settings: BenchmarkSettings, fine_tuned_path: Path | None) ->
         return Path(settings.expansion_xlsx)
     source = training_file(fine_tuned_path) if fine_tuned_path and fine_tuned_path.is_dir() else None
     if source is None:
-        raise KitError("--expand_documents needs labelled training queries: a fine-tuned run whose training file is "
-                       "still on disk (--reranker), or --expansion_xlsx FILE")
+        raise KitError("`expand_documents` needs labelled training queries: a fine-tuned run whose training file is "
+                       "still on disk (`reranker`), or `expansion_xlsx` FILE")
     return source

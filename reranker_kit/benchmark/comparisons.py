@@ -12,9 +12,13 @@ COMPARED_METRICS = ("hit", "mrr", "ndcg")
 
 
 def comparison_pairs(rankers: list[str]) -> list[tuple[str, str]]:
-    """The pairs main.py reports, among the rankers it scored (the fused row's name carries its setting)."""
+    """The pairs main.py reports, among the rankers it scored (the fused row's name carries its setting).
+
+    Beside another first stage, BM25 (the club's reference) is a baseline of the first stage and what follows it.
+    """
     fused = [name for name in rankers if name.startswith("fused_")]
     wanted = [("fine_tuned", "pretrained"), ("fine_tuned", "first_stage")] + [(name, "first_stage") for name in fused]
+    wanted += [("first_stage", "bm25"), ("fine_tuned", "bm25")] + [(name, "bm25") for name in fused]
     return [(a, b) for a, b in wanted if a in rankers and b in rankers]
 
 

@@ -56,11 +56,11 @@ def choose_encoder(retriever: str, embedding_model: str, runs_root: str) -> Enco
         model = DEFAULT_EMBEDDING_MODEL if loadable_here(DEFAULT_EMBEDDING_MODEL) else OFFLINE_MODEL_ALIAS
         offline = "" if model == DEFAULT_EMBEDDING_MODEL else f"{DEFAULT_EMBEDDING_MODEL} cannot load offline; "
         logger.info("embedding model: %s (%sno finished embedder run under %s; fine-tune one with "
-                    "fine_tune_embedder.py, or pass --embedding_model)", model, offline, runs_root)
+                    "fine_tune_embedder.py, or pass `embedding_model`)", model, offline, runs_root)
         return EncoderChoice(model, None)
     run = from_run(run_dir)
     if embedding_model == BASE:
-        logger.info("embedding model: %s (--embedding_model base: the base of %s)", run.base_model, run_dir)
+        logger.info("embedding model: %s (`embedding_model` base: the base of %s)", run.base_model, run_dir)
         return run.base_alone()
     logger.info("embedding model: %s (newest finished embedder run under %s), shown beside its base %s",
                 run_dir, runs_root, run.base_model)

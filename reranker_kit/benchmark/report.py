@@ -35,15 +35,15 @@ def check_report_destinations(report_dir: str | None, runs_root: str, output_jso
 
     `inputs` are (what, path) of everything the evaluation reads, e.g. ("the corpus CSV (--corpus_csv)", path).
     """
-    check_writable_folder(report_dir or runs_root, "--report_dir" if report_dir else "--runs_root")
+    check_writable_folder(report_dir or runs_root, "`report_dir`" if report_dir else "`runs_root`")
     if output_json is not None:
         path = Path(output_json)
         if path.is_dir():
-            raise KitError(f"--output_json {path} is a folder; give a file path such as {path / 'metrics.json'}")
-        check_writable_folder(path.parent, f"--output_json {path}: its folder")
-        refuse_an_input("--output_json", path, inputs, is_folder=False)
+            raise KitError(f"`output_json` {path} is a folder; give a file path such as {path / 'metrics.json'}")
+        check_writable_folder(path.parent, f"`output_json` {path}: its folder")
+        refuse_an_input("`output_json`", path, inputs, is_folder=False)
     if report_dir is not None:
-        refuse_an_input("--report_dir", Path(report_dir), inputs, is_folder=True)
+        refuse_an_input("`report_dir`", Path(report_dir), inputs, is_folder=True)
         check_report_folder(Path(report_dir), overwrite_report)
 
 
@@ -71,13 +71,13 @@ def check_report_folder(report_dir: Path, overwrite_report: bool) -> None:
         return
     others = [entry.name for entry in entries if not (entry.is_file() and REPORT_FILE_PATTERN.match(entry.name))]
     if others:
-        raise KitError(f"--report_dir {report_dir} already holds files that main.py did not write "
-                       f"({describe_names(others)}); give a new or empty folder, or leave --report_dir out to write "
-                       "a new eval-* folder under --runs_root")
+        raise KitError(f"`report_dir` {report_dir} already holds files that main.py did not write "
+                       f"({describe_names(others)}); give a new or empty folder, or leave `report_dir` out to write "
+                       "a new eval-* folder under `runs_root`")
     if not overwrite_report:
-        raise KitError(f"--report_dir {report_dir} holds an earlier evaluation's report "
+        raise KitError(f"`report_dir` {report_dir} holds an earlier evaluation's report "
                        f"({describe_names([entry.name for entry in entries])}); give a new folder, or add "
-                       "--overwrite_report to replace that report (its charts included)")
+                       "`overwrite_report` to replace that report (its charts included)")
 
 
 def describe_names(names: list[str]) -> str:
@@ -126,9 +126,9 @@ def write_report(report: dict, report_dir: Path, output_json: Path | None, ks,
         stale = remove_stale_report_files(report_dir, set(writers))
     except OSError as problem:
         raise KitError(f"could not remove the earlier report's {problem.filename} ({problem.strerror or problem}); "
-                       "remove it yourself, or give a new --report_dir") from None
+                       "remove it yourself, or give a new `report_dir`") from None
     if stale:
-        logger.info("removed the earlier report's %s from %s (--overwrite_report)", describe_names(
+        logger.info("removed the earlier report's %s from %s (`overwrite_report`)", describe_names(
             [path.name for path in stale]), report_dir)
     failed, written = [], []
     for path, write in writers.items():

@@ -19,7 +19,9 @@ from reranker_kit.metrics import answer_can_be_judged, evaluate_rankings
 from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.reports.html_report import render_html_report
 from reranker_kit.reports.tables import TABLE_METRICS, print_report
+from reranker_kit.retrieval.candidates import retrieve_candidates
 from reranker_kit.retrieval.first_stage import describe_candidates
+from reranker_kit.retrieval.lexical import LexicalIndex
 from reranker_kit.run_folder import (
     REPORT_PREFIX,
     base_model_name,
@@ -34,6 +36,8 @@ logger = logging.getLogger("main")
 DEFAULT_EVAL_FILES = ("train_data_proptit.xlsx", "test_data_proptit.xlsx")
 # The dense or hybrid first stage with the embedder run's base encoder, beside `first_stage` (the run's encoder).
 BASE_ENCODER_ROW = "first_stage_base_encoder"
+# BM25 over the plain corpus, beside a first stage of another kind: the reference the pipeline is compared with.
+BM25_ROW = "bm25"
 # How report tables and charts name a "pretrained" row whose model has no trained ranking head (bundled-minilm).
 UNTRAINED_HEAD_LABEL = "{name} (untrained head)"
 
@@ -68,12 +72,8 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
     fusion = resolve_fusion(settings, fine_tuned_path)
     if fusion is not None and settings.fusion_weight == "auto":
         warn_about_fusion_first_stage(fine_tuned_path, settings, encoder.model if encoder else settings.embedding_model)
-    rows = []
     rankings = {}  # (ranker, file) -> {qid: ranking}: report.html's per-query view.
-    for name, queries in datasets.items():
-        first_stage = rankings["first_stage", name] = rank(candidates[name].first_stage_scores, candidates[name])
-        rows += ranker_rows("first_stage", name, queries, first_stage, corpus, settings.k, trained)
-    rows += base_encoder_rows(settings, corpus, datasets, encoder, first_stage_info, trained)
+    rows = first_stage_rows(settings, corpus, datasets, candidates, encoder, first_stage_info, rankings, trained)
     for label, model_name in (("pretrained", pretrained_name), ("fine_tuned", fine_tuned_path)):
         rows += reranker_rows(label, model_name, fusion if label == "fine_tuned" else None, datasets, candidates,
                               corpus, settings, rankings, trained)
@@ -111,19 +111,19 @@ def read_paths(settings: BenchmarkSettings, query_files: dict[str, Path], fine_t
                pretrained_name: str | None, encoder: EncoderChoice | None, training: TrainingQueries | None
                ) -> list[tuple[str, Path]]:
     """(what, path) of every file and folder this evaluation reads, for check_report_destinations."""
-    paths = [("the corpus CSV (--corpus_csv)", Path(settings.corpus_csv))]
-    paths += [("a query file (--eval_xlsx)", path) for path in query_files.values()]
+    paths = [("the corpus CSV (`corpus_csv`)", Path(settings.corpus_csv))]
+    paths += [("a query file (`eval_xlsx`)", path) for path in query_files.values()]
     if settings.candidates:
-        paths.append(("the candidates file (--candidates)", Path(settings.candidates)))
+        paths.append(("the candidates file (`candidates`)", Path(settings.candidates)))
     if settings.expansion_xlsx:
-        paths.append(("the expansion file (--expansion_xlsx)", Path(settings.expansion_xlsx)))
+        paths.append(("the expansion file (`expansion_xlsx`)", Path(settings.expansion_xlsx)))
     if fine_tuned_path is not None:
-        paths.append(("the fine-tuned reranker (--reranker)", fine_tuned_path))
+        paths.append(("the fine-tuned reranker (`reranker`)", fine_tuned_path))
     if training is not None:
         paths.append(("the fine-tuned run's training file", training.source))
-    models = [("the pretrained reranker (--pretrained_reranker)", pretrained_name)]
+    models = [("the pretrained reranker (`pretrained_reranker`)", pretrained_name)]
     if encoder is not None:
-        models += [("the embedding model (--embedding_model)", encoder.model),
+        models += [("the embedding model (`embedding_model`)", encoder.model),
                    ("the embedding model's base encoder", encoder.base_model)]
     paths += [(what, Path(name)) for what, name in models if name and Path(name).exists()]  # A Hub id is no path.
     return paths
@@ -148,6 +148,32 @@ def base_encoder_rows(settings: BenchmarkSettings, corpus, datasets: dict, encod
     for name, queries in datasets.items():
         rows += ranker_rows(BASE_ENCODER_ROW, name, queries, rank(candidates[name].first_stage_scores, candidates[name]),
                             corpus, settings.k, trained)
+    return rows
+
+
+def first_stage_rows(settings: BenchmarkSettings, corpus, datasets: dict, candidates: dict, encoder, first_stage_info,
+                     rankings: dict, trained) -> list[dict]:
+    """The first stage's rows, the base encoder's beside an embedder run's, and BM25 beside any other first stage."""
+    rows = []
+    for name, queries in datasets.items():
+        first_stage = rankings["first_stage", name] = rank(candidates[name].first_stage_scores, candidates[name])
+        rows += ranker_rows("first_stage", name, queries, first_stage, corpus, settings.k, trained)
+    rows += base_encoder_rows(settings, corpus, datasets, encoder, first_stage_info, trained)
+    return rows + bm25_rows(settings, corpus, datasets, first_stage_info, rankings, trained)
+
+
+def bm25_rows(settings: BenchmarkSettings, corpus, datasets: dict, first_stage_info: dict, rankings: dict,
+              trained) -> list[dict]:
+    """BM25 over the plain corpus, the club's reference, beside any other first stage: the pipeline is compared with it."""
+    if first_stage_info["method"] == "bm25" and not settings.expand_documents:
+        return []
+    doc_ids = list(corpus)
+    index = LexicalIndex([corpus[doc_id] for doc_id in doc_ids], method="bm25")
+    rows = []
+    for name, queries in datasets.items():
+        candidates = retrieve_candidates(index, doc_ids, queries, settings.top_n)
+        rankings[BM25_ROW, name] = rank(candidates.first_stage_scores, candidates)
+        rows += ranker_rows(BM25_ROW, name, queries, rankings[BM25_ROW, name], corpus, settings.k, trained)
     return rows
 
 
@@ -192,7 +218,7 @@ def find_fine_tuned(settings: BenchmarkSettings) -> Path | None:
         path = Path(settings.reranker)
         problem = unusable_run_problem(path)
         if problem:
-            raise KitError(f"--reranker {problem}")
+            raise KitError(f"`reranker` {problem}")
         report_verdict(path)
         return path
     run_dir = newest_finished_run(settings.runs_root)
@@ -201,7 +227,7 @@ def find_fine_tuned(settings: BenchmarkSettings) -> Path | None:
         report_verdict(run_dir)
         return run_dir
     logger.warning("no finished run under %s: reporting the first stage%s only. Fine-tune first with "
-                   "fine_tune_reranker.py, or pass --reranker PATH.", settings.runs_root,
+                   "fine_tune_reranker.py, or pass `reranker` PATH.", settings.runs_root,
                    "" if settings.pretrained_reranker == "none" else " and the pretrained reranker")
     return None
 
@@ -270,7 +296,7 @@ def warn_about_fusion_first_stage(fine_tuned_path: Path, settings: BenchmarkSett
     if differences:
         logger.warning("%s/fusion.json: the fusion weight was chosen on dev candidates unlike the ones ranked here "
                        "(%s), so the fused row may rank below the first stage; train with the same first stage, or "
-                       "give --fusion_weight", fine_tuned_path, "; ".join(differences))
+                       "give `fusion_weight`", fine_tuned_path, "; ".join(differences))
 
 
 def load_reranker(model_name, settings: BenchmarkSettings, required: bool):

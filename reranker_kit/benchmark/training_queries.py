@@ -18,8 +18,8 @@ from reranker_kit.basics.errors import DataError, KitError
 from reranker_kit.basics.files import file_sha256
 from reranker_kit.data.loading import Query, load_queries
 from reranker_kit.data.splits import query_key, split_queries
+from reranker_kit.finetune.starts import read_starts
 from reranker_kit.run_folder import read_run_info, training_file
-from reranker_kit.training.starts import read_starts
 
 logger = logging.getLogger("main")
 # Queries a warning names before summarising.

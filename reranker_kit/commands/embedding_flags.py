@@ -1,4 +1,4 @@
-"""--embedding_model and --embedding_cache_dir: one definition for main.py and fine_tune_reranker.py."""
+"""main.py's --embedding_model and --embedding_cache_dir (the training jobs define theirs in finetune.settings)."""
 
 from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, OFFLINE_MODEL_ALIAS
 from reranker_kit.retrieval.first_stage import DEFAULT_EMBEDDING_CACHE, DEFAULT_EMBEDDING_MODEL

@@ -1,19 +1,19 @@
-"""`fine_tune_reranker.py`: parse and check the flags, turn them into the typed settings, run the job."""
+"""`fine_tune_reranker.py`: flags generated from the reranker's settings, checked, sized for a CPU, then the job."""
 
-from reranker_kit.commands.common import flags_on_command_line, parse_arguments
-from reranker_kit.commands.reranker_flags import build_parser, validate_args
-from reranker_kit.training.config import TrainingConfig
-from reranker_kit.training.cpu_defaults import RERANKER_ON_CPU, cpu_sized
-from reranker_kit.training.job import run_training
+from reranker_kit.commands.settings_flags import job_parser, parse_job_settings
+from reranker_kit.training.arguments import RerankerSettings
+from reranker_kit.training.runner import RerankerRunner
+
+DESCRIPTION = "Fine-tune a cross-encoder reranker on the club's corpus and queries."
 
 
-def parse_config(argv: list[str] | None = None) -> TrainingConfig:
-    """The checked flags as the job's typed settings (bad flags exit 2 with usage), sized for a CPU without a GPU."""
-    parser = build_parser()
-    args = parse_arguments(parser, validate_args, argv)
-    arguments = cpu_sized(vars(args), flags_on_command_line(parser, argv), RERANKER_ON_CPU, args.base_model)
-    return TrainingConfig.from_arguments(arguments)
+def build_parser():
+    return job_parser(RerankerSettings, DESCRIPTION)
+
+
+def parse_settings_from(argv: list[str] | None = None) -> RerankerSettings:
+    return parse_job_settings(build_parser(), RerankerSettings, argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_training(parse_config(argv))
+    RerankerRunner(parse_settings_from(argv)).run()

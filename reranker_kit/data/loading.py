@@ -272,7 +272,7 @@ def _normalised_header(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _read_csv(path: Path, expected: tuple[str, ...]) -> pd.DataFrame:
     """The corpus CSV; a ;- or tab-separated export is read too, with a warning."""
-    _require_file(path, "--corpus_csv")
+    _require_file(path, "`corpus_csv`")
     try:
         # utf-8-sig: Excel writes a byte-order mark in front of CSV exports.
         with open(path, encoding="utf-8-sig") as handle:
@@ -406,16 +406,16 @@ def _chosen_sheet(complete: list[str], found: dict, expected: tuple[str, ...], p
         if sheet not in complete:
             missing = [column for column in expected if column not in found[sheet][1]]
             others = f"; sheets with them all: {complete}" if complete else ""
-            raise DataError(f"{path}: sheet {sheet!r} (--sheet) lacks the column(s) {missing}{others}. Give --sheet "
+            raise DataError(f"{path}: sheet {sheet!r} (`sheet`) lacks the column(s) {missing}{others}. Give `sheet` "
                             "the sheet that holds the queries.")
         return sheet
     if len(complete) > 1:
-        named = f"has no sheet {sheet!r} (--sheet) and " if sheet is not None else ""
+        named = f"has no sheet {sheet!r} (`sheet`) and " if sheet is not None else ""
         raise DataError(f"{path}: {named}sheets {complete} all have the columns {list(expected)}, so which holds the "
-                        "queries is unclear. Pass --sheet with one of those names, or delete the sheets you do not "
+                        "queries is unclear. Pass `sheet` with one of those names, or delete the sheets you do not "
                         "mean (an old draft).")
     if sheet is not None and complete:
-        logger.info("%s: no sheet %r (--sheet); reading %r, its only sheet with the columns", path, sheet, complete[0])
+        logger.info("%s: no sheet %r (`sheet`); reading %r, its only sheet with the columns", path, sheet, complete[0])
     return complete[0] if complete else None
 
 

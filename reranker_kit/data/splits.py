@@ -60,19 +60,19 @@ def split_queries(queries: Sequence[Query], dev_ratio: float, seed: int) -> tupl
     """(train, dev) with round(len * dev_ratio) dev queries; dev_ratio 0 keeps every query for training."""
     dev_count = round(len(queries) * dev_ratio)
     if dev_ratio > 0 and len(queries) < 2:
-        raise KitError(f"--dev_ratio {dev_ratio} needs at least 2 queries, the file has {len(queries)}; pass "
-                       "--dev_ratio 0 to train on it without dev queries (then no checkpoint or fusion is chosen)")
+        raise KitError(f"`dev_ratio` {dev_ratio} needs at least 2 queries, the file has {len(queries)}; pass "
+                       "`dev_ratio` 0 to train on it without dev queries (then no checkpoint or fusion is chosen)")
     if dev_ratio > 0 and dev_count == 0:
-        raise KitError(f"--dev_ratio {dev_ratio} leaves no dev query out of {len(queries)}; raise it "
+        raise KitError(f"`dev_ratio` {dev_ratio} leaves no dev query out of {len(queries)}; raise it "
                        f"(at least {1 / len(queries):.3f}) or pass 0 to train on everything")
     if dev_count >= len(queries):
-        raise KitError(f"--dev_ratio {dev_ratio} leaves no training query out of {len(queries)}; lower it")
+        raise KitError(f"`dev_ratio` {dev_ratio} leaves no training query out of {len(queries)}; lower it")
     return _partition(queries, set(seeded_order(len(queries), seed)[:dev_count]))
 
 
 def fold_splits(queries: Sequence[Query], folds: int, seed: int) -> Iterator[tuple[list[Query], list[Query]]]:
     """(train, dev) for each fold; every query is in exactly one dev fold."""
     if folds > len(queries):
-        raise KitError(f"--cv_folds {folds} is more than the {len(queries)} queries; use fewer folds")
+        raise KitError(f"`cv_folds` {folds} is more than the {len(queries)} queries; use fewer folds")
     for dev_positions in np.array_split(np.asarray(seeded_order(len(queries), seed)), folds):
         yield _partition(queries, set(dev_positions.tolist()))

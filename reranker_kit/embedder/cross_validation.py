@@ -1,21 +1,36 @@
-"""Cross-validation of the first stage: BM25, the base and the fine-tuned encoder alone and in the hybrid.
+"""The embedder's cross-validation report: BM25, the base and the fine-tuned encoder alone and in the hybrid.
 
 Each fold's encoder is trained on the other folds' queries and measured on its own (which never picks its
 checkpoint); each fold's hybrid weight is the one the kit's rule chooses on the *other* folds' held-out
-queries, pooled (`training.cross_validation.held_out_fusion`), as a user would ship it blind.
+queries, pooled (`finetune.cross_validation.held_out_fusion`), as a user would ship it blind. The loop
+itself is `finetune.cross_validation`.
 """
 
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
-from reranker_kit.basics.files import write_json_atomic
-from reranker_kit.embedder.result import EmbedderResult
-from reranker_kit.training.cross_validation import held_out_fusion
+from reranker_kit.embedder.result import EmbedderDev
+from reranker_kit.finetune.cross_validation import held_out_fusion, write_cv_files
 
 FIRST_STAGES = ("bm25", "dense_base", "dense_fine_tuned", "hybrid_base", "hybrid_fine_tuned")
 
 
-def fold_metrics(results: list[EmbedderResult]) -> tuple[list[dict[str, dict[str, float]]], dict[str, list[str]]]:
+@dataclass(frozen=True)
+class EmbedderFoldResult:
+    """What cross-validation keeps of a finished fold: the base and trained encoder's held-out metrics."""
+
+    dev: EmbedderDev
+
+    def as_json(self) -> dict:
+        return {"dev": self.dev.as_json()}
+
+    @classmethod
+    def from_json(cls, payload: dict) -> "EmbedderFoldResult":
+        return cls(EmbedderDev.from_json(payload["dev"]))
+
+
+def fold_metrics(results: list[EmbedderFoldResult]) -> tuple[list[dict[str, dict[str, float]]], dict[str, list[str]]]:
     """({first stage: metrics} per fold, the hybrid settings used per fold)."""
     hybrid_base = held_out_fusion([result.dev.base.hybrid for result in results])
     hybrid_fine = held_out_fusion([result.dev.fine_tuned.hybrid for result in results])
@@ -25,7 +40,7 @@ def fold_metrics(results: list[EmbedderResult]) -> tuple[list[dict[str, dict[str
     return folds, {"hybrid_base": [key for key, _ in hybrid_base], "hybrid_fine_tuned": [key for key, _ in hybrid_fine]}
 
 
-def summarize_folds(results: list[EmbedderResult]) -> dict:
+def summarize_folds(results: list[EmbedderFoldResult]) -> dict:
     """Per first stage and metric: every fold's value, their mean and standard deviation; the settings used."""
     folds, settings = fold_metrics(results)
     summary: dict = {"folds": len(folds), "queries_per_fold": [result.dev.base.hybrid.queries for result in results],
@@ -57,13 +72,8 @@ def summary_table(summary: dict, metrics: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def table_metrics(arguments: dict) -> tuple[str, ...]:
-    return ("hit@3", "mrr@5", f"recall@{arguments['evaluation']['dev_top_n']}")
-
-
-def write_cv_report(cv_dir: Path, summary: dict, arguments: dict) -> None:
-    table = summary_table(summary, table_metrics(arguments))
-    print(f"\n{table}\n")
-    (cv_dir / "cv_results.md").write_text(f"# First-stage cross-validation ({summary['folds']} folds)\n\n{table}\n",
-                                          encoding="utf-8")
-    write_json_atomic(cv_dir / "cv_results.json", {"arguments": arguments, "summary": summary})
+def write_embedder_cv_report(cv_dir: Path, results: list[EmbedderFoldResult], arguments: dict) -> None:
+    summary = summarize_folds(results)
+    table = summary_table(summary, ("hit@3", "mrr@5", f"recall@{arguments['dev_top_n']}"))
+    write_cv_files(cv_dir, f"First-stage cross-validation ({summary['folds']} folds)", table,
+                   {"arguments": arguments, "summary": summary})

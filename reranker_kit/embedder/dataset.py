@@ -2,15 +2,15 @@
 
 MultipleNegativesRankingLoss scores each query against its own positive, its own negatives and every other
 row's positive and negatives in the batch, so one mined negative per row already gives a batch of 32 rows
-95 negatives per query. All rows need the same number of negative columns: a group with fewer mined
-negatives repeats its last one (a repeated negative only counts that document twice in the softmax), and a
-group with none is dropped and counted.
+95 negatives per query. All rows need the same number of negative columns: a group mined with fewer
+negatives than asked is left out and counted (as sentence-transformers' n-tuple format does), never padded
+by repeating a negative, which would weigh that document twice and misstate what the run trained on.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reranker_kit.training.negatives import TrainingGroup
+from reranker_kit.finetune.negatives import TrainingGroup
 
 ANCHOR, POSITIVE = "anchor", "positive"
 
@@ -34,7 +34,7 @@ class TripleColumns:
     """The training rows as columns, ready for `datasets.Dataset.from_dict`."""
 
     columns: dict[str, list[str]]
-    dropped_without_negative: int
+    rows_short_of_negatives: int  # Groups left out: fewer negatives mined than asked.
 
     @property
     def rows(self) -> int:
@@ -49,15 +49,14 @@ def build_triples(groups: Sequence[TrainingGroup], corpus: dict[int, str], negat
     """
     names = negative_columns(negatives_per_row) if negatives_per_row else []
     columns: dict[str, list[str]] = {ANCHOR: [], POSITIVE: [], **{name: [] for name in names}}
-    dropped = 0
+    short = 0
     for group in groups:
         negative_ids = list(group.negative_ids[:negatives_per_row])
-        if names and not negative_ids:
-            dropped += 1
+        if len(negative_ids) < negatives_per_row:
+            short += 1
             continue
-        negative_ids += [negative_ids[-1]] * (negatives_per_row - len(negative_ids)) if names else []
         columns[ANCHOR].append(group.query)
         columns[POSITIVE].append(corpus[group.positive_id])
         for name, doc_id in zip(names, negative_ids):
             columns[name].append(corpus[doc_id])
-    return TripleColumns(columns, dropped)
+    return TripleColumns(columns, short)

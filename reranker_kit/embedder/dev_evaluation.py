@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reranker_kit.data.loading import Query
-from reranker_kit.embedder.config import FIRST_STAGE_METRICS
+from reranker_kit.embedder.arguments import FIRST_STAGE_METRICS
 from reranker_kit.fusion import FUSION_WEIGHTS, FusionChoice, choose_fusion, fuse, setting_key
 from reranker_kit.metrics import CUTOFFS, per_query_metrics
 from reranker_kit.retrieval.base import select_top_k
@@ -31,6 +31,10 @@ class EncoderDevMetrics:
     dense: dict[str, float]
     bm25: dict[str, float]
     hybrid: FusionChoice
+
+    def dense_per_query(self, metric: str) -> list[float]:
+        """The encoder alone: each dev query's `metric`, in the dev queries' order (the paired statistics' input)."""
+        return [row[metric] for row in self.hybrid.per_query_by_setting[DENSE_ALONE].values()]
 
     def as_dict(self) -> dict:
         return {"dense": self.dense, "hybrid": self.hybrid.fused_dev_metrics, "hybrid_dense_weight": self.hybrid.weight,

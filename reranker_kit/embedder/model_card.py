@@ -7,15 +7,11 @@ trained on, the base and fine-tuned encoder's first-stage metrics on the dev que
 from pathlib import Path
 
 from reranker_kit.basics.model_files import bundled_hub_id
+from reranker_kit.finetune.settings import flat_arguments
+from reranker_kit.finetune.verdict import Verdict
 
 PIPELINE_TAG = "sentence-similarity"
 TAGS = ["sentence-transformers", "feature-extraction", "dense-retrieval", "vietnamese"]
-VERDICT_LINES = {
-    "fine_tuned": "The fine-tuned encoder beat the base on the dev metric and is the saved model.",
-    "base_kept": "Fine-tuning did not beat the base encoder on the dev metric: **this folder holds the base encoder**.",
-    "no_dev_queries": "No dev queries were held out (`--dev_ratio 0`): the last step's weights are saved, unjudged.",
-    "not_selected": "A cross-validation fold: the last step's weights, measured on the held-out fold.",
-}
 
 
 def _hub_base_model(base: dict) -> str | None:
@@ -25,12 +21,12 @@ def _hub_base_model(base: dict) -> str | None:
 def write_embedder_model_card(path: Path, info: dict, dev_metrics: dict) -> None:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    arguments, data = info["arguments"], info["data"]
+    arguments, data = flat_arguments(info["arguments"]), info["data"]
     name = path.parent.name
-    saved = dev_metrics.get("base" if dev_metrics.get("saved_encoder") == "base" else "fine_tuned") or {}
+    saved = dev_metrics.get("base" if dev_metrics.get("saved_weights") == "base" else "fine_tuned") or {}
     results = [EvalResult(task_type="retrieval", task_name="First-stage retrieval over the corpus",
-                          dataset_type=Path(arguments["data"]["train_xlsx"]).stem,
-                          dataset_name=f"{Path(arguments['data']['train_xlsx']).name}, held-out dev queries",
+                          dataset_type=Path(arguments["train_xlsx"]).stem,
+                          dataset_name=f"{Path(arguments['train_xlsx']).name}, held-out dev queries",
                           dataset_split="dev", metric_type=key, metric_name=key, metric_value=round(float(value), 4))
                for key, value in (saved.get("dense") or {}).items()]
     metadata = ModelCardData(base_model=_hub_base_model(info["base_model"]), language=["vi"],
@@ -38,8 +34,8 @@ def write_embedder_model_card(path: Path, info: dict, dev_metrics: dict) -> None
                              model_name=name, eval_results=results or None)
     body = [f"# {name}", "", "A sentence-transformers bi-encoder (the first stage of retrieve-then-rerank) fine-tuned "
             "with the club's reranker kit (`fine_tune_embedder.py`): MultipleNegativesRankingLoss over (query, "
-            f"positive, {arguments['negatives']['hard_neg_method']}-mined hard negatives).", "",
-            VERDICT_LINES.get(info["verdict"], ""), "", "## Training data", "",
+            f"positive, {arguments['hard_neg_method']}-mined hard negatives).", "",
+            verdict_line(dev_metrics), "", "## Training data", "",
             f"- {data['train_queries']} labelled queries, {data['answer_queries']} answers and "
             f"{data['corpus_sentence_queries']} corpus sentences as queries, over {data['documents']} documents; "
             f"{data['train_rows']} training rows; {data['dev_queries']} dev queries held out", "",
@@ -49,6 +45,14 @@ def write_embedder_model_card(path: Path, info: dict, dev_metrics: dict) -> None
             "With the kit: `python main.py --retriever hybrid` uses the newest finished embedder run.", "",
             f"Trained in {info['wall_time_s']:.0f} s on {info['device']}.", ""]
     ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n" + "\n".join(body)).save(path)
+
+
+def verdict_line(dev_metrics: dict) -> str:
+    """The verdict in `finetune.verdict`'s words, and which encoder this folder holds."""
+    stored = Verdict(dev_metrics["verdict"], dev_metrics.get("saved_weights", "fine-tuned"),
+                     dev_metrics.get("metric_for_best_model"), dev_metrics.get("trained_vs_base"))
+    holds = "**this folder holds the base encoder**" if stored.saved == "base" else "this folder holds the fine-tuned encoder"
+    return f"**Verdict: {stored.verdict}** ({stored.evidence()}): {holds}."
 
 
 def _dev_table(dev_metrics: dict) -> list[str]:

@@ -1,28 +1,33 @@
 """What one embedder run produced, as typed objects passed from the trainer to the run folder and CV."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from reranker_kit.embedder.dev_evaluation import EncoderDevMetrics
-
-# Which encoder a finished run saved, and why.
-FINE_TUNED_WINS = "fine_tuned"  # It beat the base encoder on the dev metric.
-BASE_KEPT = "base_kept"  # It did not: the saved model is the base encoder.
-NO_DEV = "no_dev_queries"  # --dev_ratio 0: nothing to judge by; the last step is saved.
-NOT_SELECTED = "not_selected"  # Cross-validation: the fold measures, it does not choose; the last step is saved.
+from reranker_kit.finetune.verdict import Verdict
+from reranker_kit.fusion import FusionChoice
 
 
 @dataclass(frozen=True)
 class EmbedderDev:
-    """The base and the saved encoder's first-stage metrics on the dev queries, and the verdict."""
+    """The base and the trained encoder's first-stage metrics on the dev queries, the metric that judges them."""
 
     base: EncoderDevMetrics
     fine_tuned: EncoderDevMetrics  # The trained encoder (best checkpoint when chosen), even when the base was kept.
     metric_for_best_model: str
-    verdict: str
 
-    @property
-    def saved(self) -> EncoderDevMetrics:
-        return self.base if self.verdict == BASE_KEPT else self.fine_tuned
+    def saved(self, verdict: Verdict) -> EncoderDevMetrics:
+        return self.base if verdict.saved == "base" else self.fine_tuned
+
+    def as_json(self) -> dict:
+        return {"base": asdict(self.base), "fine_tuned": asdict(self.fine_tuned),
+                "metric_for_best_model": self.metric_for_best_model}
+
+    @classmethod
+    def from_json(cls, payload: dict) -> "EmbedderDev":
+        def encoder(values: dict) -> EncoderDevMetrics:
+            return EncoderDevMetrics(dense=values["dense"], bm25=values["bm25"], hybrid=FusionChoice(**values["hybrid"]))
+
+        return cls(encoder(payload["base"]), encoder(payload["fine_tuned"]), payload["metric_for_best_model"])
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class EmbedderResult:
     """Everything the run folder records about a finished embedder run."""
 
     dev: EmbedderDev | None  # None without dev queries.
-    verdict: str
+    verdict: Verdict
     train_metrics: dict
     log_history: list[dict]
     best_checkpoint: str | None
@@ -39,3 +44,4 @@ class EmbedderResult:
     peak_memory_gib: dict[str, float]
     final_step: int
     train_rows: int
+    rows_short_of_negatives: int  # Rows dropped for lacking the negatives asked for.

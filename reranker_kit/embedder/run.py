@@ -1,124 +1,111 @@
-"""One embedder fine-tuning run: load the base encoder, judge it, train, judge each checkpoint, keep the best.
+"""One embedder fine-tuning run: load the base encoder, judge it, train, judge the result, keep what the dev
+queries support, save.
 
-The base encoder is a candidate like any checkpoint: when no checkpoint beats it on the dev metric, the
-saved model is the base, and the run says so. Imported only after the flags and data were checked.
+The base encoder is a candidate like any checkpoint: when training did not beat it on the dev metric, the
+saved model is the base, and the run says so (`finetune.verdict`). Imported only after the settings and
+data were checked.
 """
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 from tqdm.contrib.logging import logging_redirect_tqdm
-from transformers import set_seed
 
-from reranker_kit.basics.model_files import resolve_model_name
-from reranker_kit.embedder.config import EmbedderSettings
-from reranker_kit.embedder.dataset import TripleColumns, column_prompts
+from reranker_kit.basics.errors import SettingError
+from reranker_kit.basics.files import share_like_other_files
+from reranker_kit.embedder.arguments import EmbedderSettings
+from reranker_kit.embedder.dataset import build_triples, column_prompts
 from reranker_kit.embedder.dev_evaluation import FirstStageDev
-from reranker_kit.embedder.result import BASE_KEPT, FINE_TUNED_WINS, NO_DEV, NOT_SELECTED, EmbedderDev, EmbedderResult
-from reranker_kit.embedder.trainer import (
-    EmbedderLoss,
-    RetrievalEvaluator,
-    build_trainer,
-    eval_interval,
-    training_arguments,
-)
-from reranker_kit.models.pair_encoding import position_limit
+from reranker_kit.embedder.modeling import load_encoder, model_summary
+from reranker_kit.embedder.result import EmbedderDev, EmbedderResult
+from reranker_kit.embedder.trainer import load_trainer
+from reranker_kit.finetune.run_folders import JobKind
+from reranker_kit.finetune.runner import RunInputs
+from reranker_kit.finetune.trainer import disk_full_as_error, peak_memory_gib
+from reranker_kit.finetune.verdict import NO_DEV, NOT_JUDGED, Verdict, judged
+from reranker_kit.metrics.paired import compare_paired
 from reranker_kit.retrieval.dense import SentenceEncoder, encoding_prompts
-from reranker_kit.training.run import peak_memory_gib
-from reranker_kit.training.trainer import CheckpointProgressCallback
+from reranker_kit.run_folder import WEIGHT_FILES
 
 logger = logging.getLogger("fine_tune_embedder")
 
 
-@dataclass(frozen=True)
-class EmbedderData:
-    """What a run trains and evaluates on, mined before torch was imported."""
-
-    triples: TripleColumns
-    dev: FirstStageDev | None  # None without dev queries.
-
-
-def load_encoder(settings: EmbedderSettings) -> SentenceEncoder:
-    """The base encoder with its token budget capped at what its positions allow."""
-    set_seed(settings.optimisation.seed)
-    encoder = SentenceEncoder.load(settings.model.base_model)
-    config = encoder.model[0].auto_model.config
-    encoder.model.max_seq_length = min(settings.model.max_seq_length, position_limit(config))
-    if encoder.model.max_seq_length < settings.model.max_seq_length:
-        logger.warning("--max_seq_length %d exceeds what %s supports; using %d", settings.model.max_seq_length,
-                       settings.model.base_model, encoder.model.max_seq_length)
-    if settings.model.freeze_word_embeddings:
-        encoder.model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
-    return encoder
-
-
-def train_embedder(settings: EmbedderSettings, data: EmbedderData, run_dir: Path, resume_checkpoint: Path | None,
-                   started: float) -> EmbedderResult | None:
-    """Trains and saves the chosen encoder in `run_dir`; None when a signal stopped training after a checkpoint."""
+def train_embedder(settings: EmbedderSettings, inputs: RunInputs, run_dir: Path, resume_checkpoint: Path | None,
+                   started: float, kind: JobKind) -> EmbedderResult | None:
+    """Trains and saves the kept encoder in `run_dir`; None when a signal stopped training after a checkpoint."""
+    negatives = settings.negatives.num_hard_negatives + settings.negatives.num_random_negatives
+    triples = build_triples(inputs.mined.train_groups, inputs.corpus, negatives)
+    logger.info("training rows: %d (query, positive, %d negative(s)) from %d queries%s", triples.rows, negatives,
+                len(inputs.queries.all), f"; {triples.rows_short_of_negatives} group(s) mined fewer negatives than "
+                "asked and were left out" if triples.rows_short_of_negatives else "")
+    if not triples.rows:
+        raise SettingError("num_hard_negatives", f"no training row has the {negatives} negative(s) asked for: lower "
+                           "`num_hard_negatives` or `num_random_negatives` (the corpus or the hard pool is too small)")
+    dev = FirstStageDev(inputs.corpus, inputs.dev_queries, settings.evaluation.cutoffs) if inputs.dev_queries else None
     encoder = load_encoder(settings)
-    base_summary = _model_summary(settings, encoder)
-    evaluation, optimisation = settings.evaluation, settings.optimisation
-    base_dev = data.dev.evaluate(encoder, evaluation.hybrid_metric) if data.dev else None
+    base_summary = model_summary(settings, encoder)
+    metric, hybrid_metric = settings.evaluation.metric_for_best_model, settings.evaluation.hybrid_metric
+    base_dev = dev.evaluate(encoder, hybrid_metric) if dev else None
     if base_dev:
         logger.info("dev metrics of the base encoder: %s", _brief(base_dev.dense))
-    rows_per_step = optimisation.batch_size * optimisation.gradient_accumulation_steps
-    intervals = eval_interval(evaluation, rows_per_step, data.triples.rows, data.dev is not None)
-    prompts = column_prompts(encoding_prompts(encoder.model), list(data.triples.columns))
+    prompts = column_prompts(encoding_prompts(encoder.model), list(triples.columns))
     if prompts:
         logger.info("training with the model's prompts, as the first stage encodes: %s", prompts)
-    arguments = training_arguments(optimisation, evaluation, settings.output, run_dir, intervals, data.dev is not None,
-                                   prompts)
-    evaluator = RetrievalEvaluator(data.dev, evaluation.metric_for_best_model) if data.dev else None
-    trainer, interrupt = build_trainer(encoder.model, Dataset.from_dict(data.triples.columns), arguments,
-                                       EmbedderLoss(optimisation.loss, optimisation.mini_batch_size), evaluator,
-                                       evaluation.early_stopping_patience)
-    trainer.add_callback(CheckpointProgressCallback(settings.model.base_model, started))
+    trainer, interrupt = load_trainer(settings, encoder.model, Dataset.from_dict(triples.columns), dev, run_dir,
+                                      prompts, select_best=dev is not None and not inputs.in_fold, started=started,
+                                      kind=kind)
     with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("transformers")]):
         output = trainer.train(resume_from_checkpoint=str(resume_checkpoint) if resume_checkpoint else None)
     if interrupt.interrupted:
-        step = trainer.state.global_step
-        logger.warning("stopped at step %d; checkpoint saved in %s. Resume with: python fine_tune_embedder.py "
-                       "<same flags> --resume_from_checkpoint %s", step, run_dir, run_dir / f"checkpoint-{step}")
         return None
-    dev, saved_model = judge_against_base(settings, data, base_dev, trainer.model)
-    saved_model.save_pretrained(str(run_dir), create_model_card=False)
-    trainer.save_state()
+    if dev is None:
+        verdict, kept, judged_dev = Verdict(NO_DEV, "fine-tuned"), trainer.model, None
+    else:
+        fine_dev = dev.evaluate(SentenceEncoder(trainer.model, "fine-tuned", identity=""), hybrid_metric)
+        logger.info("dev metrics of the fine-tuned encoder: %s", _brief(fine_dev.dense))
+        judged_dev = EmbedderDev(base_dev, fine_dev, metric)
+        verdict, kept = keep_what_beats_the_base(settings, judged_dev, trainer.model, inputs.in_fold)
+        logger.info("%s", verdict.log_line())
+    save_final_model(kept, trainer, run_dir, kind)
     return EmbedderResult(
-        dev=dev, verdict=dev.verdict if dev else NO_DEV, train_metrics=output.metrics,
-        log_history=trainer.state.log_history, best_checkpoint=trainer.state.best_model_checkpoint,
-        base_model=base_summary, device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        peak_memory_gib=peak_memory_gib(), final_step=trainer.state.global_step, train_rows=data.triples.rows)
+        dev=judged_dev, verdict=verdict, train_metrics=output.metrics, log_history=trainer.state.log_history,
+        best_checkpoint=trainer.state.best_model_checkpoint, base_model=base_summary,
+        device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", peak_memory_gib=peak_memory_gib(),
+        final_step=trainer.state.global_step, train_rows=triples.rows,
+        rows_short_of_negatives=triples.rows_short_of_negatives)
 
 
-def judge_against_base(settings: EmbedderSettings, data: EmbedderData, base_dev, trained_model):
-    """(the dev verdict, the model to save): the trained encoder only if it beats the base on the dev metric."""
-    if data.dev is None:
-        return None, trained_model
-    metric = settings.evaluation.metric_for_best_model
-    fine_dev = data.dev.evaluate(SentenceEncoder(trained_model, "fine-tuned", identity=""),
-                                 settings.evaluation.hybrid_metric)
-    logger.info("dev metrics of the fine-tuned encoder: %s", _brief(fine_dev.dense))
-    if not settings.evaluation.select_on_dev:
-        return EmbedderDev(base_dev, fine_dev, metric, NOT_SELECTED), trained_model
-    if fine_dev.dense[metric] > base_dev.dense[metric] + 1e-12:
-        logger.info("verdict: the fine-tuned encoder beats the base on dev %s (%.4f against %.4f) and is saved",
-                    metric, fine_dev.dense[metric], base_dev.dense[metric])
-        return EmbedderDev(base_dev, fine_dev, metric, FINE_TUNED_WINS), trained_model
-    logger.warning("verdict: fine-tuning did not beat the base encoder on dev %s (%.4f against %.4f): the saved model "
-                   "is the base encoder", metric, fine_dev.dense[metric], base_dev.dense[metric])
-    return EmbedderDev(base_dev, fine_dev, metric, BASE_KEPT), load_encoder(settings).model
+def save_final_model(model, trainer, run_dir: Path, kind: JobKind) -> None:
+    """The kept encoder and the Trainer state; a full disk removes the partial weights and says so."""
+    needed = sum(p.numel() * p.element_size() for p in model.parameters())
+
+    def remove_partial_weights():
+        for name in WEIGHT_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+
+    with disk_full_as_error(run_dir, needed, remove_partial_weights, kind.resume_command()):
+        model.save_pretrained(str(run_dir), create_model_card=False)
+        trainer.save_state()
+    share_like_other_files(run_dir)
 
 
-def _model_summary(settings: EmbedderSettings, encoder: SentenceEncoder) -> dict:
-    model = encoder.model
-    return {"name": settings.model.base_model, "resolved": resolve_model_name(settings.model.base_model),
-            "max_length": model.max_seq_length, "parameters": sum(p.numel() for p in model.parameters()),
-            "embedding_dimension": model.get_embedding_dimension()}
+def keep_what_beats_the_base(settings: EmbedderSettings, dev: EmbedderDev, trained_model, in_fold: bool):
+    """(the verdict, the model to save): the trained encoder unless the base ranks better on the dev metric.
+
+    A tie keeps the trained encoder: recall at the reranking depth often ties at its ceiling on 20 dev queries
+    while training moved the top ranks (bench/QUALITY.md, section 8), and a tie shows no harm. A
+    cross-validation fold keeps the trained encoder: its held-out queries measure, they never choose.
+    """
+    metric = dev.metric_for_best_model
+    comparison = compare_paired(dev.fine_tuned.dense_per_query(metric), dev.base.dense_per_query(metric))
+    if in_fold:
+        return Verdict(NOT_JUDGED, "fine-tuned", metric, comparison.as_json()), trained_model
+    if dev.fine_tuned.dense[metric] >= dev.base.dense[metric] - 1e-12:
+        return judged("fine-tuned", metric, comparison), trained_model
+    return judged("base", metric, comparison), load_encoder(settings).model
 
 
 def _brief(metrics: dict) -> str:
     return ", ".join(f"{key} {value:.3f}" for key, value in metrics.items() if key.startswith(("hit@3", "mrr@5", "recall@")))
-

@@ -1,13 +1,13 @@
-"""The embedder's loss, dev evaluator and SentenceTransformerTrainer, set up from the typed settings.
+"""The embedder's loss, dev evaluator and SentenceTransformerTrainer, set up from its settings.
 
 The loss is chosen in one place (`EmbedderLoss`): MultipleNegativesRankingLoss over (query, positive, hard
 negatives) with every other row of the batch as more negatives, or its cached (GradCache) variant, which
 embeds the batch in mini-batches without gradients first, so a large batch (the in-batch negatives) fits a
 small GPU at the cost of a second forward pass. The batch sampler never puts one text twice in a batch:
-a repeated document would be another row's positive and this row's "negative" at once.
+a repeated document would be another row's positive and this row's "negative" at once. The callbacks and
+the TrainingArguments mapping are `finetune.trainer`'s, as the reranker's are.
 """
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,17 +15,19 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 from sentence_transformers.base.evaluation import BaseEvaluator
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 from transformers import EarlyStoppingCallback
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from reranker_kit.embedder.config import EvaluationSettings, OptimisationSettings, OutputSettings
+from reranker_kit.basics.files import share_like_other_files
+from reranker_kit.embedder.arguments import EmbedderSettings
 from reranker_kit.embedder.dev_evaluation import FirstStageDev
-from reranker_kit.retrieval.dense import SentenceEncoder
-from reranker_kit.training.run import choose_precision
-from reranker_kit.training.trainer import (
-    EvaluateAtEndCallback,
-    GracefulInterruptCallback,
-    LoggingProgressCallback,
+from reranker_kit.finetune.run_folders import JobKind
+from reranker_kit.finetune.trainer import (
+    checkpoint_save_guard,
+    eval_interval,
+    kit_callbacks,
+    replace_default_callbacks,
+    trainer_arguments,
 )
+from reranker_kit.retrieval.dense import SentenceEncoder
 
 
 @dataclass(frozen=True)
@@ -57,53 +59,36 @@ class RetrievalEvaluator(BaseEvaluator):
         return self.dev.dense_metrics(SentenceEncoder(model, "training", identity=""))
 
 
-def eval_interval(evaluation: EvaluationSettings, rows_per_step: int, train_rows: int, has_dev: bool
-                  ) -> tuple[int, int]:
-    """--eval_steps and --save_steps, shortened to one epoch on small data so every epoch is judged."""
-    steps_per_epoch = max(math.ceil(train_rows / rows_per_step), 1)
-    if has_dev and evaluation.eval_steps > steps_per_epoch:
-        return steps_per_epoch, steps_per_epoch
-    return evaluation.eval_steps, evaluation.save_steps
+class EmbedderTrainer(SentenceTransformerTrainer):
+    """sentence-transformers' Trainer with the kit's saves: no half-written checkpoint on a full disk."""
+
+    def __init__(self, *args, resume_hint: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume_hint = resume_hint
+
+    def _save_checkpoint(self, model, trial):
+        with checkpoint_save_guard(Path(self.args.output_dir), self.state.global_step, self.model, self.resume_hint):
+            super()._save_checkpoint(model, trial)
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        super()._save(output_dir, state_dict)
+        share_like_other_files(output_dir if output_dir is not None else self.args.output_dir)
 
 
-def training_arguments(optimisation: OptimisationSettings, evaluation: EvaluationSettings, output: OutputSettings,
-                       run_dir: Path, intervals: tuple[int, int], has_dev: bool, prompts: dict[str, str] | None = None
-                       ) -> SentenceTransformerTrainingArguments:
-    import torch
-
-    fp16, bf16 = choose_precision(optimisation.fp16, optimisation.bf16)
-    select = has_dev and evaluation.select_on_dev
-    return SentenceTransformerTrainingArguments(
-        output_dir=str(run_dir), per_device_train_batch_size=optimisation.batch_size,
-        gradient_accumulation_steps=optimisation.gradient_accumulation_steps, num_train_epochs=optimisation.epochs,
-        max_steps=optimisation.max_steps, learning_rate=optimisation.lr, warmup_ratio=optimisation.warmup_ratio,
-        weight_decay=optimisation.weight_decay, fp16=fp16, bf16=bf16,
-        gradient_checkpointing=optimisation.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        prompts=prompts,  # Per column: the query prompt for anchors, the document prompt for documents.
-        eval_strategy="steps" if has_dev else "no", eval_steps=intervals[0],
-        save_strategy="steps", save_steps=intervals[1], save_total_limit=evaluation.save_total_limit,
-        load_best_model_at_end=select, metric_for_best_model=evaluation.metric_for_best_model if select else None,
-        greater_is_better=True, logging_steps=evaluation.logging_steps, logging_first_step=True,
-        report_to=output.report_to if output.report_to in ("none", "all") else [output.report_to],
-        logging_dir=str(run_dir / "runs"), seed=optimisation.seed, data_seed=optimisation.seed,
-        dataloader_num_workers=optimisation.dataloader_num_workers, dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=False,
-    )
-
-
-def build_trainer(model, train_dataset, arguments: SentenceTransformerTrainingArguments, loss: EmbedderLoss,
-                  evaluator: RetrievalEvaluator | None, early_stopping_patience: int
-                  ) -> tuple[SentenceTransformerTrainer, GracefulInterruptCallback]:
-    """The trainer with the kit's callbacks (Ctrl-C saves a checkpoint, the last step is judged too)."""
-    interrupt = GracefulInterruptCallback()
-    callbacks = [interrupt, EvaluateAtEndCallback()]
-    if early_stopping_patience and evaluator is not None:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
-    trainer = SentenceTransformerTrainer(model=model, args=arguments, train_dataset=train_dataset,
-                                         loss=loss.build(model), evaluator=evaluator, callbacks=callbacks)
-    for default in (PrinterCallback, ProgressCallback):
-        trainer.remove_callback(default)
-    trainer.add_callback(LoggingProgressCallback())
+def load_trainer(settings: EmbedderSettings, model, train_dataset, dev: FirstStageDev | None, run_dir: Path,
+                 prompts: dict[str, str] | None, select_best: bool, started: float, kind: JobKind):
+    """The trainer with the kit's callbacks; also the interrupt callback."""
+    has_dev = dev is not None
+    evaluator = RetrievalEvaluator(dev, settings.evaluation.metric_for_best_model) if has_dev else None
+    arguments = trainer_arguments(
+        SentenceTransformerTrainingArguments, settings, run_dir, eval_interval(settings, len(train_dataset), has_dev),
+        has_dev, select_best, batch_sampler=BatchSamplers.NO_DUPLICATES,
+        prompts=prompts)  # Per column: the query prompt for anchors, the document prompt for documents.
+    loss = EmbedderLoss(settings.optimisation.loss, settings.optimisation.mini_batch_size)
+    trainer = EmbedderTrainer(model=model, args=arguments, train_dataset=train_dataset, loss=loss.build(model),
+                              evaluator=evaluator, resume_hint=kind.resume_command())
+    callbacks, interrupt = kit_callbacks(settings.model.base_model, started, kind.name)
+    if settings.evaluation.early_stopping_patience and has_dev:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.evaluation.early_stopping_patience))
+    replace_default_callbacks(trainer, callbacks)
     return trainer, interrupt

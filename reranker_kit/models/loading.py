@@ -136,6 +136,6 @@ def load_pretrained(auto_class, resolved: str, **kwargs):
     """`auto_class.from_pretrained(resolved)`, from the cache first; an unreachable Hub says how to get the model."""
     return load_cache_first(auto_class.from_pretrained, resolved, (
         f"model {resolved!r} is not in the local Hugging Face cache and the Hub cannot be reached from "
-        f"this machine. Either run with --base_model {OFFLINE_MODEL_ALIAS} (the bundled offline model), "
+        f"this machine. Either run with `base_model` {OFFLINE_MODEL_ALIAS} (the bundled offline model), "
         f"or on a machine with internet run `huggingface-cli download {resolved} --local-dir "
         f"models/{resolved.split('/')[-1]}`, copy that folder here and pass its path."), **kwargs)

@@ -131,9 +131,11 @@ def _verdict(report: dict) -> str:
     items = "".join(f'<li class="{statement["finding"].replace(" ", "-")}" data-kind="{kind}">'
                     f"{html.escape(statement['text'])}</li>" for kind, statement in lines)
     notes = "".join(f'<p class="in-sample">{html.escape(note)}</p>' for note in verdict.get("notes", []))
+    recommended = verdict.get("recommendation")
+    advice = f'<p id="recommendation"><b>{html.escape(recommended["text"])}</b></p>' if recommended else ""
     return (f'<section id="verdict"><h2>Verdict</h2><p class="key">{html.escape(verdict["rule"])}; '
             f"{html.escape(verdict['metric'])} of each pair, the files with the fewest training queries first.</p>"
-            f"<ul>{items}</ul>{notes}"
+            f"<ul>{items}</ul>{advice}{notes}"
             "</section>")
 
 

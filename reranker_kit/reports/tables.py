@@ -99,6 +99,8 @@ def print_comparison_tables(rows: list[dict], tags: dict[str, str] | None = None
 def print_verdict(verdict: dict) -> None:
     """The run's dev record and main.py's own statements, one line each, under the rule they follow."""
     lines = ([verdict["run"]["text"]] if verdict.get("run") else []) + [row["text"] for row in verdict["statements"]]
+    if verdict.get("recommendation"):
+        lines.append(verdict["recommendation"]["text"])
     if not lines:
         return
     print(f"\n=== verdict: {verdict['rule']} ===")

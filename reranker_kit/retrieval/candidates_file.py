@@ -49,7 +49,7 @@ def read_candidates_file(path: str | Path, corpus: dict[int, str]) -> list[Ranke
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found. Check the path given with --candidates.")
+        raise DataError(f"{path}: file not found. Check the path given with `candidates`.")
     if path.suffix.lower() not in (".jsonl", ".json", ".csv"):
         raise DataError(f"{path}: a candidates file must be JSONL (.jsonl, one object per line such as {JSONL_EXAMPLE}) "
                         "or CSV (.csv with columns query, doc_ids and optionally scores)")
@@ -111,7 +111,7 @@ def _ranked_list(path: Path, where: str, record: dict, corpus: dict[int, str]) -
     if unknown:
         raise DataError(f"{path}, {where}: document {', '.join(map(str, unknown))} is not an STT of the corpus "
                         f"({describe_ids(corpus)}). Fix the id, or rank the "
-                        "corpus the kit evaluates (--corpus_csv).")
+                        "corpus the kit evaluates (`corpus_csv`).")
     repeated = sorted({doc_id for doc_id in doc_ids if doc_ids.count(doc_id) > 1})
     if repeated:
         raise DataError(f"{path}, {where}: document {', '.join(map(str, repeated))} appears more than once in the "
@@ -173,15 +173,15 @@ def candidates_from_file(lists: Sequence[RankedList], datasets: dict[str, list[Q
     if stray:
         raise DataError(f"{path}, {stray[0].where}: the query {stray[0].query!r} is in none of the evaluated files "
                         f"({', '.join(datasets)}){f' (and {len(stray) - 1} more lines)' if len(stray) > 1 else ''}. "
-                        "Fix its text, drop the line, or add its query file with --eval_xlsx.")
+                        "Fix its text, drop the line, or add its query file with `eval_xlsx`.")
     for queries in datasets.values():
         missing = [query for query in queries if query_key(query.text) not in by_key]
         if missing:
             raise DataError(f"{missing[0].source}, row {missing[0].row}: the query {missing[0].text!r} has no ranked list "
                             f"in {path}{f' (nor have {len(missing) - 1} more)' if len(missing) > 1 else ''}. Add its "
-                            "line, or evaluate only the files the candidates cover with --eval_xlsx.")
+                            "line, or evaluate only the files the candidates cover with `eval_xlsx`.")
     if any(len(ranked.doc_ids) > top_n for ranked in lists):
-        logger.info("%s: reranking the first %d documents of each list (--top_n)", path, top_n)
+        logger.info("%s: reranking the first %d documents of each list (`top_n`)", path, top_n)
     return {name: Candidates(ids={query.qid: list(by_key[query_key(query.text)].doc_ids[:top_n]) for query in queries},
                              first_stage_scores={query.qid: first_stage_scores(by_key[query_key(query.text)], top_n)
                                                  for query in queries})

@@ -90,7 +90,7 @@ class SentenceEncoder:
 def _load_sentence_transformer(name: str, resolved: str):
     from sentence_transformers import SentenceTransformer
 
-    hint = (f"Pass --embedding_model with a sentence-transformers model folder, a Hub id such as BAAI/bge-m3, or "
+    hint = (f"Pass `embedding_model` with a sentence-transformers model folder, a Hub id such as BAAI/bge-m3, or "
             f"'{OFFLINE_MODEL_ALIAS}' (multilingual-e5-small) offline")
     not_cached = (f"embedding model {resolved!r} is not in the local Hugging Face cache and the Hub cannot be reached "
                   f"from this machine. On a machine with internet run `huggingface-cli download {resolved} --local-dir "
@@ -147,7 +147,7 @@ class EmbeddingCache:
                                                                                    allow_pickle=False))
         except OSError as problem:
             logger.warning("cannot cache corpus embeddings under %s (%s): they are recomputed next time; pass "
-                           "--embedding_cache_dir with a writable folder", self.folder, problem)
+                           "`embedding_cache_dir` with a writable folder", self.folder, problem)
             return None
         return self.folder / f"{key}.npy"
 

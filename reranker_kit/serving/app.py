@@ -122,11 +122,11 @@ async def _score(request: Request, served: ServedModel, query: str, documents: l
     except QueueFull as full:
         raise RequestError(429, f"the server is busy: {full.queued_pairs} pairs are waiting to be scored, and this "
                            f"request's {full.request_pairs} would go over its queue limit ({full.limit}, its "
-                           f"--max_queued_pairs); retry after {full.retry_after_s} s", "overloaded",
+                           f"`max_queued_pairs`); retry after {full.retry_after_s} s", "overloaded",
                            full.retry_after_s) from None
     except DeadlinePassed as late:
         raise RequestError(503, f"no scores within this server's deadline ({late.timeout_s:g} s, its "
-                           f"--request_timeout_s): the queue was too long; retry after {late.retry_after_s} s, "
+                           f"`request_timeout_s`): the queue was too long; retry after {late.retry_after_s} s, "
                            "or send fewer documents per request", "timeout", late.retry_after_s) from None
 
 

@@ -122,7 +122,7 @@ def _documents(payload: dict, field: str, max_documents: int, example: str, allo
         raise RequestError(422, f'"{field}" is empty; send at least one document to rank, e.g. {example}')
     if len(documents) > max_documents:
         raise RequestError(413, f'"{field}" holds {len(documents)} documents, more than this server takes in one '
-                           f"request ({max_documents}, its --max_documents); split them over several requests",
+                           f"request ({max_documents}, its `max_documents`); split them over several requests",
                            "payload_too_large")
     texts = []
     for position, document in enumerate(documents):
@@ -158,7 +158,7 @@ def _check_encodable(text: str, where: str) -> None:
 
 def _too_large(size: int, max_bytes: int) -> RequestError:
     return RequestError(413, f"the body is over this server's limit ({size} > {max_bytes} bytes, its "
-                        "--max_body_bytes); send fewer or shorter documents per request", "payload_too_large")
+                        "`max_body_bytes`); send fewer or shorter documents per request", "payload_too_large")
 
 
 def _json_type(value) -> str:

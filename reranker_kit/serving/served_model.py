@@ -38,7 +38,7 @@ def load_reranker(settings: ServingSettings):
 def untrained_head_problem(model: str) -> str:
     return (f"{model} has no trained ranking head, so its scores would mean nothing (a fresh head, drawn from seed "
             f"{UNTRAINED_HEAD_SEED}). Serve a fine-tuned run (python fine_tune_reranker.py --base_model {model} ...), "
-            "or pass --allow_untrained_head to serve it anyway (e.g. to try a client)")
+            "or pass `allow_untrained_head` to serve it anyway (e.g. to try a client)")
 
 
 class ServedModel:

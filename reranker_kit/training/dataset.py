@@ -5,8 +5,8 @@ from collections.abc import Sequence
 import torch
 from datasets import Dataset
 
+from reranker_kit.finetune.negatives import TrainingGroup
 from reranker_kit.models.pair_encoding import encode_pairs, pad_batch
-from reranker_kit.training.negatives import TrainingGroup
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -6,13 +6,13 @@ import numpy as np
 
 from reranker_kit.basics.scores import sigmoid
 from reranker_kit.data.loading import Query
+from reranker_kit.finetune.negatives import TrainingGroup
 from reranker_kit.fusion import FusionChoice, choose_fusion, per_query_by_setting
 from reranker_kit.metrics import CUTOFFS, DEV_RANKING_METRICS, evaluate_rankings, per_query_metrics
 from reranker_kit.metrics.paired import per_query_columns
 from reranker_kit.models.pair_encoding import score_pairs
 from reranker_kit.pipeline import rank, rerank_scores
 from reranker_kit.retrieval.candidates import Candidates
-from reranker_kit.training.negatives import TrainingGroup
 
 
 class DevEvaluator:

@@ -27,16 +27,16 @@ def require_hub_access(repo_id: str | None = None) -> None:
     from huggingface_hub import get_token
 
     if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise KitError("--push_to_hub needs the Hugging Face Hub, but HF_HUB_OFFLINE=1 is set: unset it, or drop "
-                       "--push_to_hub and upload the run folder later")
+        raise KitError("`push_to_hub` needs the Hugging Face Hub, but HF_HUB_OFFLINE=1 is set: unset it, or drop "
+                       "`push_to_hub` and upload the run folder later")
     if get_token() is None:
-        raise KitError("--push_to_hub needs a Hugging Face token: run `huggingface-cli login` (or set HF_TOKEN to a "
-                       "token with write access), or drop --push_to_hub")
+        raise KitError("`push_to_hub` needs a Hugging Face token: run `huggingface-cli login` (or set HF_TOKEN to a "
+                       "token with write access), or drop `push_to_hub`")
     problem = _connection_problem()
     if problem:
         target = repo_id or "a repository of your account"
-        raise KitError(f"--push_to_hub needs the Hugging Face Hub to push {target}, but {problem}; nothing was "
-                       "trained. Connect this machine (or fix HF_ENDPOINT), or drop --push_to_hub and upload the run "
+        raise KitError(f"`push_to_hub` needs the Hugging Face Hub to push {target}, but {problem}; nothing was "
+                       "trained. Connect this machine (or fix HF_ENDPOINT), or drop `push_to_hub` and upload the run "
                        f"folder later with `huggingface-cli upload {repo_id or 'USER/REPO'} RUN_FOLDER`")
 
 

@@ -10,7 +10,7 @@ which fp16 autocast needs for a stable loss.
 import torch
 import torch.nn.functional as F
 
-from reranker_kit.training.config import LOSS_NAMES
+from reranker_kit.training.arguments import LOSS_NAMES
 
 
 class BinaryCrossEntropyLoss:
@@ -35,9 +35,9 @@ class ListwiseSoftmaxLoss:
 
 
 LOSSES = {loss.name: loss for loss in (BinaryCrossEntropyLoss, ListwiseSoftmaxLoss)}
-assert tuple(LOSSES) == LOSS_NAMES, "training.config.LOSS_NAMES (the --loss choices) must list every loss here"
+assert tuple(LOSSES) == LOSS_NAMES, "training.arguments.LOSS_NAMES (the loss choices) must list every loss here"
 
 
 def loss_from_name(name: str) -> BinaryCrossEntropyLoss | ListwiseSoftmaxLoss:
-    """The one place a --loss name becomes a loss object."""
+    """The one place a `loss` name becomes a loss object."""
     return LOSSES[name]()

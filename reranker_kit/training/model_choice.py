@@ -6,22 +6,25 @@ than the untouched base. So the base model is a candidate too. The candidates ar
 weights; with a base whose ranking head was never trained (the bundled MiniLM) blending means nothing
 and only a = 0 and a = 1 compete. Each candidate reranks the dev queries; the guarded one-standard-error
 rule (`metrics.paired.one_standard_error_choice`, fusion's rule) picks the candidate nearest the base
-whose loss against the best is within one standard error of their paired per-query difference. A run
-whose choice is a = 0 says "no gain" everywhere a user looks, and saves the base.
+whose loss against the best is within one standard error of their paired per-query difference. What the
+run then says of its training is `finetune.verdict`'s: the paired interval of trained - base decides
+between gain, loss and within noise, whatever weights the rule kept.
 """
 
 import logging
 from dataclasses import dataclass, field
 
+from reranker_kit.finetune.verdict import Verdict, judged
 from reranker_kit.metrics.conventions import CUTOFFS
 from reranker_kit.metrics.paired import compare_paired, one_standard_error_choice
 from reranker_kit.models.weight_ensembling import ALPHAS, describe_alpha, interpolated_model
 
 logger = logging.getLogger(__name__)
 
-GAIN, NO_GAIN = "gain", "no gain"
 RULE = ("the candidate nearest the base whose dev {metric} is within one standard error of the best "
         "(guard: hit@k and mrr@k at least the base's)")
+# A base whose ranking head was never trained scores pairs at random: it is measured, never kept.
+UNTRAINED_BASE_RULE = "the trained weights: the base has no trained ranking head, so its scores mean nothing"
 
 
 @dataclass(frozen=True)
@@ -29,14 +32,13 @@ class ModelChoice:
     """Which weights a run saved, and the dev evidence: every candidate's means and the paired comparison."""
 
     alpha: float  # 1.0: the trained weights; 0.0: the base model.
-    verdict: str  # GAIN or NO_GAIN.
+    verdict: Verdict
     metric: str
     rule: str
     queries: int
     best_alpha: float  # The best candidate before moving toward the base.
     weight_ensembling: bool  # Whether blends between 0 and 1 were candidates.
     dev_metrics_by_alpha: dict[str, dict[str, float]]
-    trained_vs_base: dict  # metrics.paired.PairedComparison.as_json() of the trained weights against the base.
     base_per_query: dict[str, list[float]] = field(default_factory=dict, repr=False)  # {metric: values}, dev order.
 
     @property
@@ -44,18 +46,10 @@ class ModelChoice:
         return describe_alpha(self.alpha)
 
     def as_json(self) -> dict:
-        return {"alpha": self.alpha, "verdict": self.verdict, "saved": self.label, "metric": self.metric,
+        return {"alpha": self.alpha, "verdict": self.verdict.verdict, "saved": self.label, "metric": self.metric,
                 "rule": self.rule, "queries": self.queries, "best_alpha": self.best_alpha,
                 "weight_ensembling": self.weight_ensembling, "dev_metrics_by_alpha": self.dev_metrics_by_alpha,
-                "trained_vs_base": self.trained_vs_base}
-
-    def log_line(self) -> str:
-        if self.verdict == NO_GAIN:
-            return (f"verdict: no gain. The trained weights did not beat the base model on the {self.queries} dev "
-                    f"queries by more than one standard error of {self.metric}; the run saves the base model")
-        return (f"verdict: gain. Saved the {self.label} weights ({self.metric} "
-                f"{self.dev_metrics_by_alpha[_key(self.alpha)][self.metric]:.4f} against the base's "
-                f"{self.dev_metrics_by_alpha[_key(0.0)][self.metric]:.4f} on {self.queries} dev queries)")
+                "trained_vs_base": self.verdict.trained_vs_base}
 
 
 def _key(alpha: float) -> str:
@@ -63,10 +57,11 @@ def _key(alpha: float) -> str:
 
 
 def choose_weights(per_query_for, base_model, trained_model, metric: str, weight_ensembling: bool,
-                   ks=CUTOFFS):
+                   base_head_trained: bool = True, ks=CUTOFFS):
     """(the chosen model, its ModelChoice). `per_query_for(model)` gives {metric: per-query values}.
 
-    The base and the trained model are left as they are; a blend is a new model.
+    The base and the trained model are left as they are; a blend is a new model. A base without a trained
+    head is measured (the verdict compares with it) but never kept: saving it would ship a random head.
     """
     alphas = ALPHAS if weight_ensembling else (0.0, 1.0)
     models = {0.0: base_model, 1.0: trained_model}
@@ -80,10 +75,11 @@ def choose_weights(per_query_for, base_model, trained_model, metric: str, weight
                     sum(tables[alpha][metric]) / len(tables[alpha][metric]))
     guarded = [f"{name}@{k}" for name in ("hit", "mrr") for k in ks]
     choice = one_standard_error_choice(tables, metric, baseline=0.0, guarded=guarded)
+    chosen = choice.chosen if base_head_trained else 1.0
     comparison = compare_paired(tables[1.0][metric], tables[0.0][metric])
-    result = ModelChoice(alpha=choice.chosen, verdict=GAIN if choice.chosen > 0 else NO_GAIN, metric=metric,
-                         rule=RULE.format(metric=metric), queries=len(tables[0.0][metric]), best_alpha=choice.best,
-                         weight_ensembling=weight_ensembling,
+    result = ModelChoice(alpha=chosen, verdict=judged(describe_alpha(chosen), metric, comparison),
+                         metric=metric, rule=RULE.format(metric=metric) if base_head_trained else UNTRAINED_BASE_RULE,
+                         queries=len(tables[0.0][metric]), best_alpha=choice.best, weight_ensembling=weight_ensembling,
                          dev_metrics_by_alpha={_key(alpha): means for alpha, means in choice.means.items()},
-                         trained_vs_base=comparison.as_json(), base_per_query=tables[0.0])
-    return models[choice.chosen], result
+                         base_per_query=tables[0.0])
+    return models[chosen], result

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reranker_kit.basics.model_files import BUNDLED_MODEL_ALIAS, bundled_hub_id
+from reranker_kit.finetune.verdict import GAIN, LOSS, WITHIN_NOISE, Verdict
 
 LIBRARY_NAME = "sentence-transformers"  # The Hub lists rerankers under it; the folder also loads in transformers.
 PIPELINE_TAG = "text-ranking"
@@ -26,7 +27,7 @@ class CardFacts:
     dev_top_n: int
     augment_with_answers: bool
     pseudo_queries_per_document: int
-    settings: dict  # {flag: value} of the settings that shape the model, shown as a table.
+    settings: dict  # {setting: value} of the settings that shape the model, shown as a table.
     hub_model_id: str | None = None
     hub_dataset_id: str | None = None
 
@@ -82,13 +83,13 @@ def _training_data(info: dict, facts: CardFacts) -> list[str]:
         answer_line = f"- {answers} ground-truth answers of those queries, each as an extra query"
     else:
         answer_line = "- no ground-truth answers as extra queries" + (
-            "" if facts.augment_with_answers else " (`--no-augment_with_answers`)")
+            "" if facts.augment_with_answers else " (`augment_with_answers` off)")
     if sentences:
         sentence_line = (f"- {sentences} sentences of the corpus's documents (up to "
                          f"{facts.pseudo_queries_per_document} per document), each as a query for its document")
     else:
         sentence_line = "- no corpus sentences as extra queries" + (
-            "" if facts.pseudo_queries_per_document else " (`--pseudo_queries_per_document 0`)")
+            "" if facts.pseudo_queries_per_document else " (`pseudo_queries_per_document` 0)")
     return ["## Training data", "",
             f"- {data['train_queries']} labelled queries from `{facts.train_file}` over the "
             f"{data['documents']} documents of `{facts.corpus_file}`; {data['dev_queries']} more held "
@@ -100,13 +101,14 @@ def _training_data(info: dict, facts: CardFacts) -> list[str]:
 
 
 def _settings(settings: dict) -> list[str]:
-    rows = [f"| `--{flag}` | {value} |" for flag, value in settings.items()]
-    return ["## Training settings", "", "| flag | value |", "|---|---|", *rows, ""]
+    rows = [f"| `{name}` | {value} |" for name, value in settings.items()]
+    return ["## Training settings", "", "The settings that shape the model (`fine_tune_reranker.py`'s flags of the same "
+            "names).", "", "| setting | value |", "|---|---|", *rows, ""]
 
 
 def _dev_table(dev_metrics: dict) -> list[str]:
     if not dev_metrics.get("baseline"):
-        return ["No dev queries were held out (`--dev_ratio 0`), so no dev metric was measured.", ""]
+        return ["No dev queries were held out (`dev_ratio` 0), so no dev metric was measured.", ""]
     keys = [key for key in dev_metrics["baseline"] if key in dev_metrics]
     columns = [("first stage", dev_metrics.get("first_stage") or {}), ("before fine-tuning", dev_metrics["baseline"]),
                ("after", dev_metrics), ("fused with first stage", dev_metrics.get("fused") or {})]
@@ -114,16 +116,22 @@ def _dev_table(dev_metrics: dict) -> list[str]:
     def cell(values: dict, key: str) -> str:
         return f"{values[key]:.4f}" if key in values else ""
 
-    verdict = []
-    if dev_metrics.get("verdict") == "no gain":
-        verdict = ["**Verdict: no gain.** Fine-tuning did not beat the base model on the dev queries by more than one "
-                   "standard error of the paired difference, so this folder holds the base model's weights.", ""]
-    elif dev_metrics.get("verdict") == "gain":
-        verdict = [f"**Verdict: gain.** These are the {dev_metrics.get('saved_weights', 'fine-tuned')} weights, chosen "
-                   "on the dev queries over the base model by the one-standard-error rule.", ""]
+    verdict = [verdict_paragraph(dev_metrics), ""] if dev_metrics.get("verdict") else []
     return ["## Dev metrics (reranking the first stage's candidates for the held-out queries)", "", *verdict,
             "| metric | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|",
             *[f"| {key} | " + " | ".join(cell(values, key) for _, values in columns) + " |" for key in keys], ""]
+
+
+def verdict_paragraph(dev_metrics: dict) -> str:
+    """The verdict in words (`finetune.verdict`): what the dev queries' paired interval shows, and what was saved."""
+    stored = Verdict(dev_metrics["verdict"], dev_metrics.get("saved_weights", "trained"),
+                     dev_metrics.get("metric_for_best_model"), dev_metrics.get("trained_vs_base"))
+    meaning = {GAIN: "fine-tuning beat the base model on the dev queries beyond noise",
+               LOSS: "the fine-tuned weights ranked below the base model on the dev queries beyond noise",
+               WITHIN_NOISE: "the dev queries cannot tell the fine-tuned weights from the base model: the difference "
+                             "is within noise"}.get(stored.verdict, stored.verdict)
+    return (f"**Verdict: {stored.verdict}.** {meaning[0].upper()}{meaning[1:]} ({stored.evidence()}). This folder holds the "
+            f"{stored.saved} weights.")
 
 
 def _usage(hub_model_id: str | None) -> list[str]:
