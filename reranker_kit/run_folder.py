@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from reranker_kit.basics.files import DamagedFile, read_json_object, write_json_atomic
-from reranker_kit.basics.model_files import weights_problem
+from reranker_kit.basics.model_files import model_folder_problem
 from reranker_kit.fusion import FUSION_METHODS
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,11 @@ FUSION_FILE = "fusion.json"
 # The dev metrics of the saved model and the other rankers, and the verdict against the base.
 DEV_METRICS_FILE = "dev_metrics.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-# Files a Trainer checkpoint holds; a folder without them is not one.
-CHECKPOINT_FILES = ("trainer_state.json", "config.json")
+# Files a Trainer checkpoint holds; a folder without them is not one. The Trainer writes trainer_state.json
+# last: a folder without it was cut short while saving. The optimizer, scheduler and random state make a resume
+# continue the same run: without them it would go on with fresh state and end with other weights.
+CHECKPOINT_FILES = ("trainer_state.json", "config.json", "optimizer.pt", "scheduler.pt")
+RNG_STATE_PATTERN = "rng_state*.pth"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 RUN_STAMP_PATTERN = re.compile(r"(\d{8}-\d{6})(?:-(\d+))?")
 FOLD_PATTERN = re.compile(r"^fold-(\d+)$")
@@ -97,7 +100,7 @@ def newest_finished_run(runs_root: str | Path, prefix: str = RUN_PREFIX) -> Path
             continue
         finished.append((finished_time(run_dir, prefix), run_dir))
     for _, run_dir in sorted(finished, key=lambda pair: pair[0], reverse=True):  # Stable: ties keep name order.
-        problem = weights_problem(run_dir)
+        problem = model_folder_problem(run_dir)
         if problem is None:
             return run_dir
         logger.warning("skipping %s: %s", run_dir, problem)
@@ -185,17 +188,29 @@ def missing_checkpoint_files(path: str | Path) -> list[str]:
     missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
     if not any((path / name).is_file() for name in WEIGHT_FILES):
         missing.insert(0, " or ".join(WEIGHT_FILES))
+    if not any(path.glob(RNG_STATE_PATTERN)):
+        missing.append("rng_state.pth")
     return missing
+
+
+def was_cut_short(path: str | Path) -> bool:
+    """A checkpoint folder whose save never finished (no trainer_state.json): the Trainer saves it again."""
+    return not (Path(path) / "trainer_state.json").is_file()
 
 
 def incomplete_checkpoints(run_dir: str | Path) -> list[Path]:
     """The `checkpoint-N` folders of a run whose save was cut short (a kill, a full disk), lowest step first."""
-    return [path for path in checkpoint_folders(run_dir) if not is_checkpoint(path)]
+    return [path for path in checkpoint_folders(run_dir) if was_cut_short(path)]
 
 
 def describe_incomplete(checkpoint: Path) -> str:
-    return (f"{checkpoint} is an incomplete checkpoint (no {', '.join(missing_checkpoint_files(checkpoint))}): "
-            "its save was cut short")
+    missing = ", ".join(missing_checkpoint_files(checkpoint))
+    if was_cut_short(checkpoint):
+        return f"{checkpoint} is an incomplete checkpoint (no {missing}): its save was cut short"
+    return (f"{checkpoint} is an incomplete checkpoint (no {missing}): its save finished, but those files are gone "
+            "since, and a resume without them would go on with fresh optimizer, scheduler or random state, ending with "
+            "other weights than the run it saved. Put the files back, or start a new run from its weights with "
+            f"`base_model` {checkpoint}")
 
 
 def resume_advice(run_dir: Path) -> str:

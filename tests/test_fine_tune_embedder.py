@@ -165,3 +165,23 @@ def test_cached_loss_and_gradient_checkpointing_train(small_data, tmp_path):
     losses = [entry["loss"] for entry in json.loads((run_dir / "trainer_state.json").read_text())["log_history"]
               if "loss" in entry]
     assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
+
+
+def test_main_skips_an_embedder_run_missing_a_module_folder(embedder_run, small_data, tmp_path):
+    """Issue #32, case 13: a run without 1_Pooling/ is passed over, named, for the newest whole one."""
+    from datetime import datetime, timedelta
+
+    from test_cli_contract import set_finished_at
+
+    runs_root = tmp_path / "outputs"
+    whole = shutil.copytree(embedder_run[0], runs_root / "embedder-finetuned-20261201-000000")
+    damaged = shutil.copytree(embedder_run[0], runs_root / "embedder-finetuned-20261202-000000")
+    shutil.rmtree(damaged / "1_Pooling")
+    set_finished_at(whole, datetime.now() - timedelta(days=1))
+    set_finished_at(damaged, datetime.now())
+    result = run_script("main.py", "--corpus_csv", str(small_data["corpus"]), "--eval_xlsx", str(small_data["test"]),
+                        "--top_n", "5", "--runs_root", str(runs_root), "--reranker", "none", "--pretrained_reranker",
+                        "none", "--retriever", "hybrid", "--embedding_cache_dir", str(tmp_path / "cache"), cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert f"skipping {damaged}: {damaged / 'modules.json'} names the module folder(s) 1_Pooling" in result.stderr
+    assert f"embedding model: {whole} (newest finished embedder run" in result.stderr

@@ -288,3 +288,20 @@ def test_a_run_in_use_is_refused_and_a_killed_holder_leaves_no_lock(job, request
     holder.kill()
     holder.wait()
     RunLock(run_dir).acquire().release()  # The kernel dropped the killed holder's lock.
+
+
+# Issue #32, case 8: a checkpoint missing its optimizer, scheduler or random state is never resumed with fresh state.
+
+@JOBS
+@pytest.mark.parametrize("removed", ["optimizer.pt", "scheduler.pt", "rng_state.pth"])
+def test_a_checkpoint_without_its_training_state_is_refused_not_resumed_fresh(job, request, small_data, tmp_path,
+                                                                            removed):
+    run_dir = interrupted_copy(finished_run(job, request), tmp_path / "stripped")
+    (run_dir / "checkpoint-4" / removed).unlink()
+    flags = [*data_flags(small_data), *job.trained]
+    for how in (["--resume_from_checkpoint", "latest", "--output_dir", str(run_dir)],
+                ["--resume_from_checkpoint", str(run_dir / "checkpoint-4")]):
+        line = refusal(run_script(job.script, *flags, *how, cwd=tmp_path))
+        assert f"checkpoint-4 is an incomplete checkpoint (no {removed}): its save finished" in line, line
+        assert f"start a new run from its weights with --base_model {run_dir / 'checkpoint-4'}" in line, line
+    assert (run_dir / "checkpoint-4" / "model.safetensors").is_file()  # Nothing of it was removed.

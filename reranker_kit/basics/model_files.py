@@ -69,7 +69,7 @@ def resolve_model_name(name: str) -> str:
                                  f"{MODEL_FOLDERS_WANTED}")
         if not any((path / name).is_file() for name in WEIGHT_FILE_NAMES):
             raise ModelLoadError(f"{_without_weights(path)} {MODEL_FOLDERS_WANTED}")
-        problem = weights_problem(path)
+        problem = model_folder_problem(path)
         if problem:
             raise ModelLoadError(f"{problem}. Train that run again, or pick another run or checkpoint folder.")
         return str(path)
@@ -106,6 +106,25 @@ def _nearest_folders_hint(path: Path) -> str:
 
     nearest = nearest_model_folders(path)
     return f" Nearest model folders: {', '.join(map(str, nearest))}." if nearest else ""
+
+
+def model_folder_problem(folder: Path) -> str | None:
+    """What is wrong with a model folder's files (weights cut short, a sentence-transformers module missing), or None."""
+    return weights_problem(folder) or modules_problem(folder)
+
+
+def modules_problem(folder: Path) -> str | None:
+    """A sentence-transformers folder whose modules.json names a module folder that is not there (`1_Pooling`)."""
+    path = Path(folder) / "modules.json"
+    if not path.is_file():
+        return None
+    try:
+        modules = json.loads(path.read_text(encoding="utf-8"))
+        wanted = [module["path"] for module in modules if module.get("path")]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError) as problem:
+        return f"{path} is not a readable module list ({problem})"
+    missing = [name for name in wanted if not (Path(folder) / name).is_dir()]
+    return f"{path} names the module folder(s) {', '.join(missing)}, which are missing" if missing else None
 
 
 def weights_problem(folder: Path) -> str | None:

@@ -38,6 +38,7 @@ from reranker_kit.run_folder import (
     newest_unfinished_cross_validation,
     newest_unfinished_run_with_checkpoint,
     resume_advice,
+    was_cut_short,
 )
 
 logger = logging.getLogger(__name__)
@@ -219,6 +220,9 @@ def given_checkpoint(checkpoint: Path, kind: JobKind, cross_validating: bool) ->
 def last_complete_checkpoint(run_dir: Path, asked: str, kind: JobKind) -> Path:
     """The newest complete checkpoint of an unfinished run of this job; refuses, saying what to do, without one."""
     found, folders = checkpoints(run_dir), checkpoint_folders(run_dir)
+    if folders and not is_checkpoint(folders[-1]) and not was_cut_short(folders[-1]):
+        # Its save finished, then files went: going back to an older one would throw its steps away unasked.
+        raise CheckpointError(f"{asked}: {describe_incomplete(folders[-1])}")
     if not found and folders:
         raise CheckpointError(f"{asked}: {describe_incomplete(folders[-1])}; {resume_advice(run_dir)}")
     if not found:
