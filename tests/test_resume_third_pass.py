@@ -305,3 +305,20 @@ def test_a_checkpoint_without_its_training_state_is_refused_not_resumed_fresh(jo
         assert f"checkpoint-4 is an incomplete checkpoint (no {removed}): its save finished" in line, line
         assert f"start a new run from its weights with --base_model {run_dir / 'checkpoint-4'}" in line, line
     assert (run_dir / "checkpoint-4" / "model.safetensors").is_file()  # Nothing of it was removed.
+
+
+# Issue #32, case 19: the same base model given by its folder resumes, said once; another model is refused once.
+
+@JOBS
+def test_the_same_base_model_by_its_folder_resumes_and_says_so_once(job, request, small_data, tmp_path):
+    from reranker_kit.basics.model_files import resolve_model_name
+
+    run_dir = interrupted_copy(finished_run(job, request), tmp_path / "cut")
+    folder = resolve_model_name("bundled-minilm")
+    trained = [folder if flag == "bundled-minilm" else flag for flag in job.trained]
+    resumed = run_script(job.script, *data_flags(small_data), *trained, "--resume_from_checkpoint", "latest",
+                         "--output_dir", str(run_dir), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    said = [line for line in resumed.stderr.splitlines() if "by another name" in line]
+    assert len(said) == 1 and f"--base_model {folder}" in said[0], said
+    assert " WARNING " not in "\n".join(line for line in resumed.stderr.splitlines() if "base_model" in line)
