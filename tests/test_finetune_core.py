@@ -149,3 +149,56 @@ def test_false_advice_about_a_head_the_kit_trains_is_kept_out_of_the_log():
     finally:
         log.removeHandler(handler)
     assert len(seen) == 1 and "encoder.layer.0" in seen[0]  # A model that misses more than its head still says so.
+
+
+def test_run_folders_written_before_the_core_are_read_and_evaluated(trained_run, embedder_run, small_data, tmp_path):
+    """tests/fixtures keeps the JSON files of a reranker and an embedder run of the kit before the shared core
+    (the embedder's settings nested by group, the reranker's old verdict words); paired with fresh weights,
+    both load in the settings and main.py ranks with them."""
+    import shutil
+
+    from reranker_kit.run_folder import newest_finished_run, stored_hybrid_weight, stored_verdict
+
+    from conftest import ROOT, run_script
+
+    fixtures, runs_root = ROOT / "tests" / "fixtures", tmp_path / "outputs"
+    embedder = shutil.copytree(embedder_run[0], runs_root / "embedder-finetuned-20261203-173404")
+    reranker = shutil.copytree(trained_run[0], runs_root / "reranker-finetuned-20261203-173737")
+    for run_dir, fixture in ((embedder, "embedder_run_before_core"), (reranker, "reranker_run_before_core")):
+        for path in (fixtures / fixture).glob("*.json"):
+            shutil.copy(path, run_dir / path.name)
+    old_embedder = json.loads((embedder / "training_info.json").read_text())
+    assert "optimisation" in old_embedder["arguments"]  # Nested by group, as embedder runs were.
+    assert EmbedderSettings.from_arguments(old_embedder["arguments"]).optimisation.max_steps == 2
+    assert RerankerSettings.from_arguments(json.loads((reranker / "training_info.json").read_text())["arguments"])
+    assert stored_hybrid_weight(embedder) == json.loads((embedder / "hybrid.json").read_text())["dense_weight"]["run"]
+    assert stored_verdict(reranker)["saved"] == "base"  # Its words were "no gain"; what it kept reads the same.
+    assert newest_finished_run(runs_root) == reranker
+    result = run_script("main.py", "--corpus_csv", str(small_data["corpus"]), "--eval_xlsx", str(small_data["test"]),
+                        "--retriever", "hybrid", "--pretrained_reranker", "none", "--top_n", "5", "--runs_root",
+                        str(runs_root), "--embedding_cache_dir", str(tmp_path / "cache"), cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert f"embedding model: {embedder} (newest finished embedder run" in result.stderr
+    assert f"{reranker}: verdict within noise: the run kept the base weights" in result.stderr
+
+
+def test_reranker_trainer_keeps_loss_keys_from_the_model_and_skips_evaluation_without_dev_queries(tmp_path):
+    import torch
+    from transformers import TrainingArguments
+
+    from reranker_kit.testing import XLMR_TINY_SHAPE, xlmr_classifier
+    from reranker_kit.training.losses import ListwiseSoftmaxLoss
+    from reranker_kit.training.trainer import RerankerTrainer
+
+    torch.manual_seed(0)
+    model = xlmr_classifier({**XLMR_TINY_SHAPE, "vocab_size": 50})
+    trainer = RerankerTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to=[]),
+                              loss=ListwiseSoftmaxLoss())
+    # Two groups of 3 and 2 rows: group_sizes is the loss's, and the model would reject it as an input.
+    inputs = {"input_ids": torch.randint(3, 50, (5, 8)), "attention_mask": torch.ones(5, 8, dtype=torch.long),
+              "group_sizes": torch.tensor([3, 2])}
+    loss, outputs = trainer.compute_loss(model, inputs, return_outputs=True)
+    logits = outputs.logits.view(-1).float()
+    expected = (-torch.log_softmax(logits[:3], 0)[0] - torch.log_softmax(logits[3:], 0)[0]) / 2
+    assert torch.allclose(loss, expected)
+    assert trainer.evaluate() == {}

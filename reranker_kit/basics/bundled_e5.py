@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from reranker_kit.basics.errors import ModelLoadError
-from reranker_kit.basics.files import share_like_other_files
+from reranker_kit.basics.files import DamagedFile, read_json_object, share_like_other_files
 
 logger = logging.getLogger(__name__)
 
@@ -271,8 +271,8 @@ def _manifest(folder: Path) -> dict:
 def folder_problem(folder: Path) -> str | None:
     """What is wrong with a converted folder (a file missing, cut short or changed), or None when it is whole."""
     try:
-        recorded = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        recorded = read_json_object(folder / MANIFEST_NAME, missing={})["files"]
+    except (DamagedFile, KeyError, TypeError):
         return f"{MANIFEST_NAME} is missing or unreadable"
     for name, expected in recorded.items():
         path = folder / name

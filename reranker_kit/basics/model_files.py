@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from reranker_kit.basics.bundled_e5 import BUNDLED_E5_ALIAS, BUNDLED_E5_HUB_ID, bundled_e5_path
 from reranker_kit.basics.errors import ModelLoadError
+from reranker_kit.basics.files import DamagedFile, read_json_object
 from reranker_kit.basics.library_noise import quiet_false_advice
 
 logger = logging.getLogger(__name__)
@@ -185,9 +186,9 @@ def model_shape(name: str) -> dict | None:
             return None
         config_path = Path(cached)
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
-        raise ModelLoadError(f"{config_path} is not a readable model config ({problem})") from None
+        config = read_json_object(config_path, missing={})
+    except DamagedFile as problem:
+        raise ModelLoadError(f"{problem}: it is not a readable model config") from None
     return {key: config[key] for key in SHAPE_KEYS if key in config}
 
 

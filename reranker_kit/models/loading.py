@@ -2,11 +2,11 @@
 telling what kind of model a folder holds before it loads: no tokenizer, an embedding model, no ranking head.
 """
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
 from reranker_kit.basics.errors import ModelLoadError
+from reranker_kit.basics.files import DamagedFile, read_json_object
 from reranker_kit.basics.model_files import OFFLINE_MODEL_ALIAS, load_cache_first, resolve_model_name
 
 # The fresh head of a base without a trained one is drawn from this seed when scoring (`Reranker`), so a
@@ -95,10 +95,9 @@ def embedding_model_problem(resolved: str) -> str | None:
 
 def _run_kind(folder: Path) -> str | None:
     try:
-        record = json.loads((folder / RUN_RECORD).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return (read_json_object(folder / RUN_RECORD) or {}).get("kind")
+    except DamagedFile:
         return None
-    return record.get("kind") if isinstance(record, dict) else None
 
 
 def config_has_head(resolved: str) -> bool:
@@ -110,7 +109,10 @@ def config_has_head(resolved: str) -> bool:
     config_path = Path(resolved) / "config.json"
     if not config_path.is_file():
         return True
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    try:
+        config = read_json_object(config_path, missing={})
+    except DamagedFile as problem:
+        raise ModelLoadError(f"{problem}: it is not a readable model config") from None
     labels = len(config["id2label"]) if "id2label" in config else config.get("num_labels", 2)
     return labels == 1 and any(name.endswith(CLASSIFIER_SUFFIX) for name in config.get("architectures") or [])
 
