@@ -38,6 +38,20 @@ def test_helped_and_hurt_follow_the_first_relevant_document():
     assert query_change([1, 2], [2, 1], relevant=(7,)) == ("unchanged", 0.0)  # Missed by the first stage.
 
 
+def test_a_row_whose_own_list_lacks_a_relevant_document_is_rendered():
+    """The quick start's case: the base encoder's hybrid ranks its own candidates, so a document the first stage
+    found may be missing from that row; the page says so instead of failing to render."""
+    corpus = {doc_id: f"tài liệu số {doc_id}" for doc_id in range(1, 6)}
+    queries = [Query(qid="q0", text="câu hỏi", relevant_ids=(3,), answer="", difficulty=1, source="t.xlsx", row=2)]
+    rankings = {("first_stage", "test"): {"q0": [1, 2, 3]}, ("hybrid_base", "test"): {"q0": [4, 5, 1]}}
+    report = {"k": [3], "retriever": "hybrid", "top_n": 3, "fine_tuned_reranker": None, "pretrained_reranker": None,
+              "fusion_weight": None, "by_difficulty": [],
+              "runs": [{"name": name, "dataset": "test", "queries": 1, "difficulty": None,
+                        "metrics": {"hit@3": 1.0, "mrr@3": 0.3}} for name in ("first_stage", "hybrid_base")]}
+    page = render_html_report(report, {"test": queries}, rankings, corpus, charts={})
+    assert "doc 3 rank 3 → not in its top 3 (↓)" in page and 'data-status-0="hurt"' in page
+
+
 @pytest.fixture(scope="module")
 def main_report(small_data, trained_run, tmp_path_factory):
     run_dir, _ = trained_run

@@ -220,6 +220,8 @@ def _move(doc_id: int, first: Sequence[int], reranked: Sequence[int]) -> str:
     before, after = rank_of(first, doc_id), rank_of(reranked, doc_id)
     if before is None:
         return f"doc {doc_id} not among the first stage's candidates"
+    if after is None:  # Another first stage (the base encoder's hybrid) ranks its own list, which may lack it.
+        return f"doc {doc_id} rank {before} → not in its top {len(reranked)} (↓)"
     change = before - after
     arrow = f"↑{change}" if change > 0 else f"↓{-change}" if change < 0 else "="
     return f"doc {doc_id} rank {before} → {after} ({arrow})"
