@@ -295,6 +295,27 @@ def test_the_benchmark_fuses_at_a_given_weight_and_finds_no_run_when_told_none()
     assert resolve_fusion(benchmark_settings(fusion_weight="none"), ROOT) is None
 
 
+def test_the_fusion_warning_takes_one_embedder_folder_written_two_ways_as_the_same(tmp_path, monkeypatch, caplog):
+    """README's quick start: training records `latest` as an absolute path, main.py's `auto` finds the same run
+    as outputs/...; that is the same first stage, while another folder is not."""
+    from reranker_kit.benchmark.run import warn_about_fusion_first_stage
+
+    monkeypatch.chdir(tmp_path)
+    embedder, other = tmp_path / "outputs" / "embedder-finetuned-1", tmp_path / "outputs" / "embedder-finetuned-2"
+    embedder.mkdir(parents=True), other.mkdir()
+    run_dir = tmp_path / "outputs" / "reranker-finetuned-1"
+    run_dir.mkdir()
+    (run_dir / "fusion.json").write_text(json.dumps({"method": "minmax", "weight": 0.2, "retriever": "hybrid", "top_n": 20,
+                                                     "expanded_documents": False, "embedding_model": str(embedder)}))
+    hybrid = benchmark_settings(retriever="hybrid", top_n=20)
+    with caplog.at_level("WARNING"):
+        warn_about_fusion_first_stage(run_dir, hybrid, "outputs/embedder-finetuned-1")
+    assert "unlike the ones ranked here" not in caplog.text
+    with caplog.at_level("WARNING"):
+        warn_about_fusion_first_stage(run_dir, hybrid, "outputs/embedder-finetuned-2")
+    assert "embedding_model" in caplog.text and "unlike the ones ranked here" in caplog.text
+
+
 def test_metrics_modules_on_a_hand_made_ranking():
     from reranker_kit.metrics.context_recall import context_recall_at_k
     from reranker_kit.metrics.ranking import hit_at_k, mrr_at_k
