@@ -90,8 +90,8 @@ class EmbedderEvaluation(EvaluationSettings):
     metric_for_best_model: str = setting("recall@20", "Dev first-stage metric that picks the checkpoint and judges "
                                          "the trained encoder against its base: hit@k, mrr@k or recall@k, k in 3, 5, 7 "
                                          "or `dev_top_n`.", card=True)
-    hybrid_metric: str = setting("mrr@5", "Dev metric the hybrid's dense weight is chosen on (guarded, shrunk toward "
-                                 "BM25).")
+    hybrid_metric: str = setting("mrr@5", "Dev metric the hybrid's dense weight is chosen on (the best weight whose "
+                                 "hit@k and mrr@k stay at least BM25's).")
     dev_top_n: int = setting(20, "The reranking depth (main.py's `top_n`): dev recall is also reported at it.")
 
     def validate(self) -> None:
