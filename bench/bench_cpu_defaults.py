@@ -6,7 +6,8 @@
 Each row runs the CLI as a user would (`python fine_tune_*.py --base_model M`, every other setting its default,
 so on a machine without a GPU the CPU sizes apply) on the shipped sample with `--dev_ratio 0` (no dev
 evaluation, so the time is the steps') for `--max_steps` steps, in a child process, one after the other in
-this invocation. Variants change one setting against those defaults (word embeddings trainable). It prints
+this invocation. Variants change one setting against those defaults (word embeddings trainable; activations
+recomputed in the backward pass, which trades time for the memory the activations take). It prints
 seconds per step from the Trainer's `train_runtime`, the child's peak RSS (training_info.json), and each
 row's ratio to the first row of its CLI.
 """
@@ -20,7 +21,8 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 CLIS = {"embedder": "fine_tune_embedder.py", "reranker": "fine_tune_reranker.py"}
-VARIANTS = {"CPU defaults": [], "word embeddings trainable": ["--no-freeze_word_embeddings"]}
+VARIANTS = {"CPU defaults": [], "word embeddings trainable": ["--no-freeze_word_embeddings"],
+            "gradient checkpointing": ["--gradient_checkpointing"]}
 
 
 def run(cli: str, model: str, extra: list[str], max_steps: int, workdir: Path) -> dict:
