@@ -22,8 +22,8 @@ from reranker_kit.retrieval.lexical import LexicalIndex
 
 HYBRID_FUSION = "minmax"  # As retrieval/hybrid.py fuses.
 # The shrinkage toward the first stage exists for a reranker, which over-trusts itself on easy new queries (the
-# shift experiment). For a dense encoder beside BM25 it left the gain on the table: 5-fold CV of bundled-e5 on
-# the sample, the dev-chosen 0.1 to 0.3 against 0.6 to 0.8 unshrunk (bench/QUALITY.md section 8).
+# shift experiment). For a dense encoder beside BM25 it left the gain on the table: in a CV of bundled-e5 on the
+# sample it chose 0.1 to 0.3 where the dev queries' best was 0.6 to 0.8 (bench/QUALITY.md section 8).
 HYBRID_SHRINK = False
 DENSE_ALONE, BM25_ALONE = setting_key(HYBRID_FUSION, 1.0), setting_key(HYBRID_FUSION, 0.0)
 
