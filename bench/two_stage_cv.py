@@ -32,7 +32,7 @@ import pandas as pd
 from reranker_kit.basics.scores import normalise
 from reranker_kit.data.loading import load_corpus, load_queries
 from reranker_kit.data.splits import fold_splits, merge_duplicate_queries
-from reranker_kit.fusion import fused_scores
+from reranker_kit.fusion import fused_scores, parse_setting
 from reranker_kit.metrics import per_query_metrics
 from reranker_kit.metrics.paired import compare_paired
 from reranker_kit.pipeline import rank, rerank_scores
@@ -40,7 +40,14 @@ from reranker_kit.retrieval.base import select_top_k
 from reranker_kit.retrieval.candidates import Candidates
 from reranker_kit.retrieval.dense import DenseIndex, SentenceEncoder
 from reranker_kit.retrieval.lexical import LexicalIndex
-from reranker_kit.run_folder import EMBEDDER_PREFIX, RUN_PREFIX, newest_finished_run, stored_fusion, stored_hybrid_weight
+from reranker_kit.run_folder import (
+    EMBEDDER_PREFIX,
+    HYBRID_FILE,
+    RUN_PREFIX,
+    newest_finished_run,
+    stored_fusion,
+    stored_hybrid_weight,
+)
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 METRICS = ("hit", "mrr", "ndcg", "recall")
@@ -175,9 +182,9 @@ def add_unshrunk_rule(results: list[dict], workdir: Path) -> None:
     (hybrid.json's `best_before_shrinking`): the rule without the shrinkage toward BM25."""
     for fold in results:
         embedder_run = newest_finished_run(workdir / f"fold-{fold['fold']}", EMBEDDER_PREFIX)
-        best = json.loads((embedder_run / "hybrid.json").read_text())["best_before_shrinking"]
+        best = json.loads((embedder_run / HYBRID_FILE).read_text())["best_before_shrinking"]
         for name, encoder in (("base", "base"), ("fine_tuned", "run")):
-            weight = float(best[encoder].split(":")[1])
+            _, weight = parse_setting(best[encoder])
             fold["weights"][f"hybrid_{name}_unshrunk"] = weight
             fold["rows"][f"hybrid_{name}_unshrunk"] = fold["by_weight"][name][f"{weight:.1f}"]
 

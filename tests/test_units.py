@@ -298,11 +298,16 @@ def test_the_benchmark_fuses_at_a_given_weight_and_finds_no_run_when_told_none()
 def test_the_fusion_warning_takes_one_embedder_folder_written_two_ways_as_the_same(tmp_path, monkeypatch, caplog):
     """README's quick start: training records `latest` as an absolute path, main.py's `auto` finds the same run
     as outputs/...; that is the same first stage, while another folder is not."""
+    from safetensors.numpy import save_file
+
     from reranker_kit.benchmark.run import warn_about_fusion_first_stage
 
     monkeypatch.chdir(tmp_path)
     embedder, other = tmp_path / "outputs" / "embedder-finetuned-1", tmp_path / "outputs" / "embedder-finetuned-2"
-    embedder.mkdir(parents=True), other.mkdir()
+    for folder in (embedder, other):  # Folders that load as models: a config and whole weights.
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        save_file({"weight": np.zeros(1, dtype=np.float32)}, str(folder / "model.safetensors"))
     run_dir = tmp_path / "outputs" / "reranker-finetuned-1"
     run_dir.mkdir()
     (run_dir / "fusion.json").write_text(json.dumps({"method": "minmax", "weight": 0.2, "retriever": "hybrid", "top_n": 20,

@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from reranker_kit.basics.errors import KitError, ModelLoadError
-from reranker_kit.basics.model_files import resolve_model_name
+from reranker_kit.basics.model_files import resolve_model_name, same_model
 from reranker_kit.benchmark.candidates import first_stage_candidates
 from reranker_kit.benchmark.comparisons import ranker_comparisons
 from reranker_kit.benchmark.encoders import EncoderChoice, choose_encoder
@@ -292,21 +292,12 @@ def warn_about_fusion_first_stage(fine_tuned_path: Path, settings: BenchmarkSett
     here = describe_candidates(settings.retriever, settings.top_n, settings.expand_documents, embedding_model,
                                from_file=settings.candidates is not None)
     differences = [f"{key} {chosen_on[key]!r} there, {value!r} here" for key, value in here.items()
-                   if key in chosen_on and not _same_setting(chosen_on[key], value)]
+                   if key in chosen_on and chosen_on[key] != value
+                   and not (key == "embedding_model" and same_model(chosen_on[key], value))]
     if differences:
         logger.warning("%s/fusion.json: the fusion weight was chosen on dev candidates unlike the ones ranked here "
                        "(%s), so the fused row may rank below the first stage; train with the same first stage, or "
                        "give `fusion_weight`", fine_tuned_path, "; ".join(differences))
-
-
-def _same_setting(there, here) -> bool:
-    """Equal values, or one model folder written two ways: training records `latest` as an absolute path,
-    main.py's `auto` finds the same run under a relative --runs_root."""
-    if there == here:
-        return True
-    if isinstance(there, str) and isinstance(here, str) and Path(there).is_dir() and Path(here).is_dir():
-        return Path(there).resolve() == Path(here).resolve()
-    return False
 
 
 def load_reranker(model_name, settings: BenchmarkSettings, required: bool):

@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from reranker_kit.embedder.dev_evaluation import HYBRID_SHRINK
 from reranker_kit.embedder.result import EmbedderDev
 from reranker_kit.finetune.cross_validation import held_out_fusion, write_cv_files
 
@@ -32,8 +33,8 @@ class EmbedderFoldResult:
 
 def fold_metrics(results: list[EmbedderFoldResult]) -> tuple[list[dict[str, dict[str, float]]], dict[str, list[str]]]:
     """({first stage: metrics} per fold, the hybrid settings used per fold)."""
-    hybrid_base = held_out_fusion([result.dev.base.hybrid for result in results])
-    hybrid_fine = held_out_fusion([result.dev.fine_tuned.hybrid for result in results])
+    hybrid_base = held_out_fusion([result.dev.base.hybrid for result in results], shrink=HYBRID_SHRINK)
+    hybrid_fine = held_out_fusion([result.dev.fine_tuned.hybrid for result in results], shrink=HYBRID_SHRINK)
     folds = [{"bm25": result.dev.base.bm25, "dense_base": result.dev.base.dense,
               "dense_fine_tuned": result.dev.fine_tuned.dense, "hybrid_base": base[1], "hybrid_fine_tuned": fine[1]}
              for result, base, fine in zip(results, hybrid_base, hybrid_fine)]

@@ -16,7 +16,7 @@ from reranker_kit.basics.files import DamagedFile, read_json_object, write_file_
 from reranker_kit.data.splits import fold_splits
 from reranker_kit.finetune.run_folders import fold_checkpoint, open_cross_validation, removed_if_stopped_early
 from reranker_kit.finetune.starts import record_start
-from reranker_kit.fusion import BEST_RULE, FusionChoice, choose_fusion, setting_key
+from reranker_kit.fusion import FusionChoice, choose_fusion, setting_key
 from reranker_kit.run_folder import CV_RESULTS_FILE, remove_model_files
 
 logger = logging.getLogger(__name__)
@@ -68,18 +68,18 @@ def read_fold_result(fold_dir: Path, from_json: Callable):
         return None
 
 
-def held_out_fusion(fusions: list[FusionChoice]) -> list[tuple[str, dict[str, float]]]:
+def held_out_fusion(fusions: list[FusionChoice], shrink: bool = True) -> list[tuple[str, dict[str, float]]]:
     """Each fold's fused metrics at the setting chosen on the *other* folds' held-out queries, pooled.
 
     A fold's own choice is tuned on the very queries it is scored on, which flatters fusion; the choice
-    made on the other folds' queries is what a user would ship blind.
+    made on the other folds' queries is what a user would ship blind. `shrink` as the folds' own choice made it.
     """
     chosen = []
     for fold, fusion in enumerate(fusions):
         others = [other for position, other in enumerate(fusions) if position != fold] or [fusion]
         pooled = {key: {qid: row for other in others for qid, row in other.per_query_by_setting[key].items()}
                   for key in fusion.per_query_by_setting}
-        pick = choose_fusion(pooled, fusion.metric, shrink=fusion.rule != BEST_RULE)  # The folds' own rule.
+        pick = choose_fusion(pooled, fusion.metric, shrink=shrink)
         key = setting_key(pick.method, pick.weight)
         chosen.append((key, fusion.dev_metrics_by_setting[key]))
     return chosen
